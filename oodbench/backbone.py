@@ -1,0 +1,375 @@
+"""The backbone: an open_clip model named by ``--model`` plus ``--pretrained`` (tag, file, bundled name, or ``none``).
+
+It encodes images in batches (rich progress bar) and texts (short sequences, cached), always returning
+L2-normalised float32 features on the CPU. Weights stay fp32; ``bf16``/``fp16`` run under autocast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from oodbench.errors import CheckpointError, DataError, OodbenchError, unknown_name_message
+from oodbench.progress import progress_bar
+from oodbench.registry import Registry
+from oodbench.text import TextTower, encode_tokens
+
+if TYPE_CHECKING:
+    from oodbench.features import FeatureStore
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
+
+#: Weights shipped inside the package: name -> (open_clip model name, path to the file).
+BUNDLED_WEIGHTS: Registry[Callable[[], tuple[str, Path]]] = Registry("bundled weights")
+
+_configs_added = False
+
+
+def register_model_configs() -> None:
+    """Make oodbench's own open_clip configs (tiny test models, toyworld's CLIP) known to open_clip."""
+    global _configs_added
+    if _configs_added:
+        return
+    import open_clip
+
+    if MODEL_CONFIG_DIR.is_dir():
+        open_clip.add_model_config(MODEL_CONFIG_DIR)
+    _configs_added = True
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
+    if isinstance(device, torch.device):
+        return device
+    if device in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise OodbenchError(f"Unknown device {device!r}. Use auto, cpu, cuda, cuda:N or mps.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise OodbenchError(f"Device {device!r} was asked for, but torch sees no CUDA GPU. Use --device cpu.")
+    return dev
+
+
+def sha256_file(path: Path, memo_dir: Path | None = None) -> str:
+    """sha256 of a file, memoised by (path, size, mtime) under ``memo_dir`` when given."""
+    st = path.stat()
+    memo_key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    memo_file = memo_dir / "sha256-memo.json" if memo_dir else None
+    memo: dict[str, str] = {}
+    if memo_file and memo_file.is_file():
+        try:
+            memo = json.loads(memo_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            memo = {}
+        if memo_key in memo:
+            return memo[memo_key]
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    if memo_file:
+        memo[memo_key] = digest
+        try:
+            memo_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo_file.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(memo))
+            tmp.replace(memo_file)
+        except OSError:
+            pass
+    return digest
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What the user asked for. ``pretrained``: an open_clip tag, a file, a bundled name, or ``none``."""
+
+    model: str
+    pretrained: str = "none"
+    precision: str = "fp32"
+    device: str = "auto"
+    quick_gelu: bool | None = None  # None = decide automatically
+    seed: int = 0  # random initialisation seed, used only with pretrained "none"
+
+
+@dataclass
+class Backbone:
+    """A loaded open_clip model with its preprocessing and tokenizer."""
+
+    spec: BackboneSpec
+    model: nn.Module
+    preprocess: Callable[[Any], torch.Tensor]
+    tokenizer: Callable[..., torch.Tensor]
+    device: torch.device
+    identity: dict[str, Any]
+    store: FeatureStore | None = None
+    _text_tower: TextTower | None = field(default=None, repr=False)
+
+    # ----------------------------------------------------------------------------- loading
+    @classmethod
+    def load(cls, spec: BackboneSpec, cache_dir: Path | None = None) -> Backbone:
+        import open_clip
+
+        register_model_configs()
+        if spec.precision not in PRECISIONS:
+            raise OodbenchError(f"Unknown precision {spec.precision!r}. Choose one of: {', '.join(PRECISIONS)}.")
+        device = resolve_device(spec.device)
+        if spec.precision == "fp16" and device.type == "cpu":
+            raise OodbenchError("Precision fp16 needs a GPU (autocast fp16 is not supported on the CPU). "
+                                "Use --precision bf16 or fp32 on the CPU.")
+        known = open_clip.list_models()
+        model_name = spec.model
+        pretrained = spec.pretrained or "none"
+        if pretrained in BUNDLED_WEIGHTS:
+            bundled_model, path = BUNDLED_WEIGHTS.get(pretrained)()
+            if model_name != bundled_model:
+                raise OodbenchError(f"Bundled weights {pretrained!r} are for --model {bundled_model}, "
+                                    f"not {model_name!r}.")
+            pretrained_path: Path | None = path
+            tag = None
+        elif pretrained.lower() == "none":
+            pretrained_path, tag = None, None
+        elif Path(pretrained).expanduser().is_file():
+            pretrained_path, tag = Path(pretrained).expanduser(), None
+        else:
+            pretrained_path, tag = None, pretrained
+        if model_name not in known:
+            raise OodbenchError(unknown_name_message(
+                "model", model_name, known,
+                hint="Names are open_clip model configs (open_clip.list_models()) or oodbench's own "
+                     "(oodbench/model_configs)."))
+        if tag is not None:
+            tags = [t for m, t in open_clip.list_pretrained() if m == model_name]
+            if tag not in tags:
+                looks_like_path = any(c in tag for c in "/\\.") or tag.startswith("~")
+                raise OodbenchError(
+                    f"--pretrained {tag!r} is neither an existing file nor a known tag for {model_name}. "
+                    + ("(No file exists at that path.) " if looks_like_path else "")
+                    + f"Tags for {model_name}: {', '.join(tags) if tags else '(none)'}; or pass a checkpoint "
+                    f"file, a bundled name ({', '.join(BUNDLED_WEIGHTS.names()) or 'none'}) or 'none'."
+                )
+
+        quick_gelu = spec.quick_gelu
+        identity: dict[str, Any] = {"model": model_name, "precision": spec.precision}
+        if pretrained_path is not None:
+            sha = sha256_file(pretrained_path, cache_dir)
+            identity["checkpoint_sha256"] = sha
+            identity["checkpoint"] = pretrained_path.name
+            if quick_gelu is None:
+                quick_gelu = _needs_quick_gelu(model_name, pretrained_path, sha)
+        else:
+            identity["pretrained"] = tag or "none"
+            if tag is None:
+                identity["init_seed"] = spec.seed
+        identity["quick_gelu"] = bool(quick_gelu) or model_name.endswith("-quickgelu")
+
+        kwargs: dict[str, Any] = {}
+        if quick_gelu:
+            kwargs["force_quick_gelu"] = True
+        if tag is None and pretrained_path is None:
+            torch.manual_seed(spec.seed)  # "none": random weights, reproducible per seed
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name, pretrained=tag, device="cpu", **kwargs)
+        except RuntimeError as exc:  # tag download failed (offline) and friends
+            raise OodbenchError(
+                f"Could not load pretrained weights {tag!r} for {model_name}: {exc}. Offline, download "
+                "the weights elsewhere and pass the file with --pretrained PATH.") from None
+        if pretrained_path is not None:
+            load_weights_file(model, pretrained_path)
+        model.eval().requires_grad_(False).to(device)
+        identity["preprocess"] = _describe_transform(preprocess)
+        tokenizer = open_clip.get_tokenizer(model_name)
+        return cls(spec=spec, model=model, preprocess=preprocess, tokenizer=tokenizer, device=device,
+                   identity=identity)
+
+    @property
+    def key(self) -> str:
+        """Short, stable hash of :attr:`identity` (cache keys, file names)."""
+        return hashlib.sha256(json.dumps(self.identity, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def slug(self) -> str:
+        """Human-readable name for result paths: ``<model>_<tag or checkpoint stem>``."""
+        src = self.identity.get("pretrained") or Path(self.identity.get("checkpoint", "file")).stem
+        return f"{self.identity['model']}_{src}".replace("/", "-")
+
+    @property
+    def text_tower(self) -> TextTower | None:
+        if self._text_tower is None:
+            self._text_tower = TextTower.of(self.model)
+        return self._text_tower
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.encode_texts(["a"], use_cache=False).shape[1])
+
+    def autocast(self) -> Any:
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.spec.precision)
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+
+    # ----------------------------------------------------------------------------- images
+    @torch.no_grad()
+    def encode_images(self, dataset: torch.utils.data.Dataset, batch_size: int = 128, workers: int = 0,
+                      desc: str = "encoding images") -> np.ndarray:
+        """[N, D] float32 L2-normalised features of ``dataset`` (items: ``(image, label, error)``).
+
+        An item whose ``error`` is non-empty (a file that cannot be decoded) stops the run with a
+        :class:`DataError` naming the file(s); nothing is returned, so nothing half-done is cached.
+        """
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=False)
+        chunks: list[np.ndarray] = []
+        with progress_bar() as bar:
+            task = bar.add_task(desc, total=len(dataset))
+            for images, _labels, errors in loader:
+                bad = [e for e in errors if e]
+                if bad:
+                    raise DataError(
+                        f"{len(bad)} image(s) could not be read, e.g. {bad[0]}. Remove or replace the "
+                        "file(s) and run again; nothing was cached for this data set.")
+                with self.autocast():
+                    feats = self.model.encode_image(images.to(self.device, non_blocking=True))
+                chunks.append(F.normalize(feats.float(), dim=-1).cpu().numpy())
+                bar.advance(task, len(images))
+        if not chunks:
+            raise DataError(f"No images to encode ({desc}).")
+        return np.concatenate(chunks).astype(np.float32, copy=False)
+
+    # ----------------------------------------------------------------------------- texts
+    @torch.no_grad()
+    def encode_texts(self, prompts: Sequence[str], batch_size: int = 512, use_cache: bool = True,
+                     desc: str | None = None) -> torch.Tensor:
+        """[n, D] float32 L2-normalised features of ``prompts`` (CPU), cached per backbone.
+
+        Prompts are sorted by token length and each batch runs only up to its longest prompt.
+        """
+        prompts = list(prompts)
+        if not prompts:
+            raise OodbenchError("No prompts to encode.")
+        if use_cache and self.store is not None and len(prompts) > 1:
+            key = {"backbone": self.identity, "prompts_sha256": _sha_lines(prompts), "n": len(prompts)}
+            arrays = self.store.get_or_compute(
+                "text", key, lambda: {"features": self._encode_texts(prompts, batch_size, desc).numpy()},
+                meta={"first_prompts": prompts[:3]})
+            return torch.from_numpy(np.ascontiguousarray(arrays["features"]))
+        return self._encode_texts(prompts, batch_size, desc)
+
+    def _encode_texts(self, prompts: list[str], batch_size: int, desc: str | None) -> torch.Tensor:
+        tokens = self.tokenizer(prompts)
+        tower = self.text_tower
+        lengths = tokens.argmax(dim=-1) if tower is not None else torch.zeros(len(prompts))
+        order = torch.argsort(lengths, stable=True)
+        out = torch.empty(0)
+        show = desc is not None or len(prompts) > 4 * batch_size
+        with progress_bar(disable=not show) as bar:
+            task = bar.add_task(desc or "encoding prompts", total=len(prompts))
+            for start in range(0, len(prompts), batch_size):
+                idx = order[start:start + batch_size]
+                batch = tokens[idx].to(self.device)
+                with self.autocast():
+                    if tower is not None:
+                        feats = encode_tokens(tower, batch)
+                    else:
+                        feats = self.model.encode_text(batch)
+                feats = F.normalize(feats.float(), dim=-1).cpu()
+                if out.numel() == 0:
+                    out = torch.empty(len(prompts), feats.shape[1])
+                out[idx] = feats
+                bar.advance(task, len(idx))
+        return out
+
+    def class_text_features(self, class_names: Sequence[str], templates: Sequence[str],
+                            desc: str | None = None) -> torch.Tensor:
+        """[C, D] prompt-ensembled class embeddings: normalise each template's, average, normalise again."""
+        templates = list(templates)
+        if not templates:
+            raise OodbenchError("No prompt templates given.")
+        prompts = [t.format(c) if "{" in t else f"{t} {c}" for c in class_names for t in templates]
+        feats = self.encode_texts(prompts, desc=desc).view(len(class_names), len(templates), -1)
+        return F.normalize(feats.mean(dim=1), dim=-1)
+
+    @property
+    def logit_scale(self) -> float:
+        scale = getattr(self.model, "logit_scale", None)
+        return float(scale.exp().item()) if scale is not None else 100.0
+
+
+def _sha_lines(lines: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def _describe_transform(t: Any) -> str:
+    return " ".join(repr(t).split())
+
+
+def _needs_quick_gelu(model_name: str, path: Path, sha: str) -> bool:
+    """QuickGELU for a weights *file*: open_clip checks this only for tags, so we do it here.
+
+    True when the file's sha256 is that of a known QuickGELU release (OpenAI's URLs carry it), or when
+    the file is an OpenAI-format checkpoint (TorchScript, or OpenAI's extra ``input_resolution`` key).
+    """
+    if model_name.endswith("-quickgelu"):
+        return False  # the config already uses it
+    import open_clip
+    from open_clip.pretrained import get_pretrained_cfg
+
+    for name, tag in open_clip.list_pretrained():
+        cfg = get_pretrained_cfg(name, tag)
+        if cfg.get("quick_gelu") and sha in (cfg.get("url") or ""):
+            log.info("%s is the known QuickGELU release %s/%s", path.name, name, tag)
+            return True
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+        if head[:2] == b"PK":  # zip container: TorchScript archives hold a 'constants.pkl'
+            import zipfile
+
+            with zipfile.ZipFile(path) as zf:
+                if any(n.endswith("constants.pkl") for n in zf.namelist()):
+                    log.info("%s is a TorchScript (OpenAI) archive: using QuickGELU", path.name)
+                    return True
+    except (OSError, Exception):  # noqa: BLE001 - a detection helper must not fail the load
+        return False
+    return False
+
+
+def load_weights_file(model: nn.Module, path: Path) -> None:
+    """Load a weights file strictly into ``model``; a mismatch is a :class:`CheckpointError`."""
+    from open_clip.factory import load_checkpoint
+
+    try:
+        load_checkpoint(model, str(path), strict=True)
+    except RuntimeError as exc:
+        text = str(exc)
+        summary = "; ".join(line.strip() for line in text.splitlines()[1:6] if line.strip())[:600]
+        raise CheckpointError(
+            f"The checkpoint {path} does not fit model {model.__class__.__name__} as configured: "
+            f"{summary or text[:600]}. Check that --model names the architecture these weights were "
+            "trained with.") from None
+    except (OSError, ValueError, EOFError, Exception) as exc:  # noqa: BLE001 - unreadable files
+        if isinstance(exc, OodbenchError):
+            raise
+        raise CheckpointError(f"Could not read the checkpoint {path}: {type(exc).__name__}: {exc}. "
+                              "Is it a complete torch / safetensors weights file?") from None
