@@ -1,0 +1,1 @@
+"""Benchmark suites as data: one TOML file per suite (shipped as ``oodbench.suites``)."""
