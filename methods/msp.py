@@ -1,0 +1,51 @@
+"""MSP for CLIP: maximum softmax probability of zero-shot logits.
+
+The classic baseline (Hendrycks & Gimpel, ICLR 2017) applied to CLIP's zero-shot classifier, as in the
+CLIPN code's MSP row: ``S(x) = max_i softmax_i(s * cos(f(x), t_i))`` with CLIP's fixed scale ``s = 100``.
+(The MSP rows of MCM-style tables use a CLIP fine-tuned on ImageNet instead; that is not zero-shot.)
+"""
+
+from __future__ import annotations
+
+import torch
+
+from oodbench.scorer import FitContext, MethodInfo, Scorer, register_method
+
+# The same single prompt as MCM, so that MSP vs MCM isolates the temperature (100 vs 1).
+DEFAULT_TEMPLATES = ["a photo of a {}"]
+
+
+def msp_score(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: float = 100.0) -> torch.Tensor:
+    """Max softmax of ``logit_scale * cosine`` over the ID classes.
+
+    Args:
+        image_features: [N, D] L2-normalised image features.
+        text_features: [C, D] L2-normalised class text features.
+        logit_scale: CLIP's fixed logit scale (100, i.e. temperature 0.01).
+
+    Returns:
+        [N] scores in (1/C, 1], higher = more ID.
+    """
+    logits = logit_scale * (image_features.double() @ text_features.double().T)
+    return torch.softmax(logits, dim=-1).max(dim=-1).values
+
+
+@register_method("msp")
+class MSP(Scorer):
+    """Zero-shot MSP: ``max softmax(100 * cos)``; templates default to "a photo of a {}" (as MCM)."""
+
+    info = MethodInfo(
+        paper="Hendrycks & Gimpel, ICLR 2017 (zero-shot CLIP variant as in CLIPN, ICCV 2023)",
+        summary="max_i softmax_i(100 * cos(image, class_i))",
+    )
+    logit_scale: float = 100.0
+
+    def fit(self, ctx: FitContext) -> None:
+        self.text_features = ctx.backbone.class_text_features(
+            ctx.class_names, ctx.templates_or(DEFAULT_TEMPLATES))
+
+    def score(self, image_features: torch.Tensor) -> torch.Tensor:
+        return msp_score(image_features, self.text_features, self.logit_scale)
+
+    def predict_classes(self, image_features: torch.Tensor) -> torch.Tensor:
+        return (image_features @ self.text_features.T).argmax(dim=-1)

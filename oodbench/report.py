@@ -1,0 +1,84 @@
+"""Leaderboards from any number of result files: markdown, CSV, LaTeX or HTML.
+
+One table per (benchmark, backbone): a row per method, per OOD set ``FPR95↓ / AUROC↑`` in percent,
+their average, and ID accuracy. ``--long`` gives the tidy one-line-per-(method, OOD set) table instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from oodbench.errors import OodbenchError
+from oodbench.results import AVERAGE, ResultSet
+
+FORMATS = ("md", "csv", "latex", "html")
+
+
+def long_table(results: Iterable[ResultSet]) -> pd.DataFrame:
+    frames = [r.frame() for r in results]
+    if not frames:
+        raise OodbenchError("No result files found. Run `oodbench run ...` first, or pass result "
+                            "files / folders to `oodbench report`.")
+    df = pd.concat(frames, ignore_index=True)
+    # When the same (benchmark, backbone, method) appears twice, the later file wins.
+    return df.drop_duplicates(subset=["benchmark", "backbone", "method", "ood"], keep="last")
+
+
+def wide_table(long: pd.DataFrame, percent: bool = True) -> pd.DataFrame:
+    """One row per (benchmark, backbone, method); columns ``<ood> FPR95`` / ``<ood> AUROC``, average, ID acc."""
+    scale = 100.0 if percent else 1.0
+    rows = []
+    for (bench, backbone, method), g in long.groupby(["benchmark", "backbone", "method"], sort=False):
+        row: dict[str, object] = {"benchmark": bench, "backbone": backbone, "method": method}
+        ordered = [o for o in g["ood"] if o != AVERAGE] + [AVERAGE]
+        for ood in ordered:
+            r = g[g["ood"] == ood].iloc[0]
+            label = "avg" if ood == AVERAGE else ood
+            row[f"{label} FPR95"] = r["fpr95"] * scale
+            row[f"{label} AUROC"] = r["auroc"] * scale
+        acc = g["id_accuracy"].iloc[0]
+        row["ID acc"] = None if pd.isna(acc) else acc * scale
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    return df.sort_values(["benchmark", "backbone", "avg FPR95"], kind="stable").reset_index(drop=True)
+
+
+def render(results: Iterable[ResultSet], fmt: str = "md", long: bool = False, digits: int = 2) -> str:
+    if fmt not in FORMATS:
+        raise OodbenchError(f"Unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    table = long_table(results)
+    if long:
+        return _emit(table, fmt, digits)
+    wide = wide_table(table)
+    if fmt == "csv":
+        return wide.to_csv(index=False, float_format=f"%.{digits}f")
+    parts = []
+    for (bench, backbone), g in wide.groupby(["benchmark", "backbone"], sort=False):
+        g = g.drop(columns=["benchmark", "backbone"]).dropna(axis=1, how="all")
+        title = f"{bench} — {backbone} (FPR95 ↓, AUROC ↑, %)"
+        if fmt == "md":
+            parts.append(f"### {title}\n\n{_emit(g, fmt, digits)}")
+        else:
+            parts.append(_emit(g, fmt, digits, caption=title))
+    return "\n\n".join(parts) + "\n"
+
+
+def _emit(df: pd.DataFrame, fmt: str, digits: int, caption: str | None = None) -> str:
+    if fmt == "md":
+        return df.to_markdown(index=False, floatfmt=f".{digits}f")
+    if fmt == "csv":
+        return df.to_csv(index=False)
+    if fmt == "latex":
+        return df.to_latex(index=False, float_format=f"%.{digits}f", caption=caption, na_rep="--")
+    return df.to_html(index=False, float_format=f"%.{digits}f".__mod__, na_rep="--")
+
+
+def write(text: str, output: Path | None) -> None:
+    if output is None:
+        print(text, end="" if text.endswith("\n") else "\n")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)

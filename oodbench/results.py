@@ -1,0 +1,118 @@
+"""ResultSet: one (benchmark, backbone, method) run, saved as self-describing JSON plus CSV.
+
+JSON layout (``format: oodbench-result/1``)::
+
+    {"format", "benchmark", "backbone": {identity..., "slug"}, "method", "params",
+     "rows": [{"ood": NAME, "auroc", "fpr95", "aupr_in", "aupr_out", "id_accuracy", "n_id", "n_ood",
+               ["id_acceptance", "ood_rejection"]}, ..., {"ood": "average", ...}],
+     "provenance": {versions, date, seed, fpr_convention, datasets, method facts, timings}}
+
+The default path is ``<out>/<benchmark>/<backbone slug>/<method>.json`` (``.csv`` beside it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from oodbench.errors import OodbenchError
+from oodbench.metrics import METRIC_KEYS
+
+FORMAT = "oodbench-result/1"
+AVERAGE = "average"
+ROW_KEYS = ("ood", *METRIC_KEYS, "id_accuracy", "n_id", "n_ood")
+
+
+@dataclass
+class ResultSet:
+    benchmark: str
+    backbone: dict[str, Any]
+    method: str
+    params: dict[str, Any]
+    rows: list[dict[str, Any]]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def average_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Arithmetic mean over OOD sets of every numeric metric (unweighted, as MCM/NegLabel report)."""
+        avg: dict[str, Any] = {"ood": AVERAGE}
+        keys = [k for k in rows[0] if k not in ("ood", "n_ood", "n_id")]
+        for k in keys:
+            vals = [r[k] for r in rows if r.get(k) is not None]
+            avg[k] = sum(vals) / len(vals) if vals else None
+        avg["n_id"] = rows[0].get("n_id")
+        avg["n_ood"] = sum(r.get("n_ood") or 0 for r in rows)
+        return avg
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, **asdict(self)}
+
+    def frame(self) -> pd.DataFrame:
+        """Long-form table: one line per OOD set (and the average) with the run's identity columns."""
+        df = pd.DataFrame(self.rows)
+        df.insert(0, "method", self.method)
+        df.insert(0, "backbone", self.backbone.get("slug", ""))
+        df.insert(0, "benchmark", self.benchmark)
+        return df
+
+    def save(self, path: Path) -> Path:
+        """Write ``path`` (JSON) and ``path.with_suffix('.csv')``, each atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        _atomic_write(path.with_suffix(".csv"), self.frame().to_csv(index=False))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> ResultSet:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise OodbenchError(f"Cannot read result file {path}: {exc}.") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise OodbenchError(f"{path} is not an oodbench result file (expected \"format\": \"{FORMAT}\").")
+        return cls(**{k: data[k] for k in ("benchmark", "backbone", "method", "params", "rows", "provenance")})
+
+
+def result_path(out_dir: Path, benchmark: str, backbone_slug: str, method: str) -> Path:
+    safe = benchmark.replace("/", "-").replace(":", "-")
+    return Path(out_dir) / safe / backbone_slug / f"{method}.json"
+
+
+def find_result_files(paths: list[Path]) -> list[Path]:
+    """Result JSON files among ``paths`` (files, or folders searched recursively)."""
+    found: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found += sorted(q for q in p.rglob("*.json") if _is_result(q))
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise OodbenchError(f"No such result file or folder: {p}.")
+    return found
+
+
+def _is_result(path: Path) -> bool:
+    try:
+        with path.open() as fh:
+            head = fh.read(200)
+    except OSError:
+        return False
+    return FORMAT in head
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,231 @@
+"""The runner: encode each data set once, then score it with every method asked for.
+
+Image features come from the :class:`~oodbench.features.FeatureStore` (keyed by backbone identity and
+data set identity), so a second run with the same backbone decodes no image, and a full leaderboard of
+all methods costs one encoding pass plus each method's text side.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from oodbench import __version__
+from oodbench.backbone import Backbone, BackboneSpec
+from oodbench.data.base import DataContext, ImageSet, open_dataset
+from oodbench.errors import OodbenchError
+from oodbench.features import FeatureStore
+from oodbench.metrics import decision_rates, id_accuracy, ood_metrics
+from oodbench.results import ResultSet, result_path
+from oodbench.scorer import FitContext, Scorer, load_methods
+
+if TYPE_CHECKING:
+    from oodbench.benchmarks import BenchmarkSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunConfig:
+    """Everything ``oodbench run`` needs; the CLI fills it from its options."""
+
+    methods: list[str]
+    benchmark: BenchmarkSpec
+    backbone: BackboneSpec
+    data: DataContext
+    store: FeatureStore
+    out_dir: Path = Path("results")
+    batch_size: int = 128
+    workers: int = 2
+    seed: int = 0
+    skip_existing: bool = False
+    fpr_convention: str = "nearest"
+    templates: list[str] | None = None
+    method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    words_file: Path | None = None
+    save: bool = True
+
+
+@dataclass
+class EncodedSet:
+    name: str
+    features: torch.Tensor  # [N, D] float32, L2-normalised
+    labels: np.ndarray
+    identity: dict[str, Any]
+    cached: bool
+
+
+def resolve_methods(names: list[str]) -> list[str]:
+    """Expand ``all`` and comma lists; check every name against the registry (unknown names fail)."""
+    registry = load_methods()
+    out: list[str] = []
+    for item in names:
+        for name in (n.strip() for n in item.split(",")):
+            if not name:
+                continue
+            if name == "all":
+                expanded = registry.names()
+            else:
+                registry.get(name)  # unknown names fail here, with the known ones listed
+                expanded = [name]
+            out += [n for n in expanded if n not in out]
+    if not out:
+        raise OodbenchError(f"No method given. Pass --method NAME (repeatable) or --method all; "
+                            f"known methods: {', '.join(registry.names())}.")
+    return out
+
+
+def encode_dataset(backbone: Backbone, dataset: ImageSet, store: FeatureStore, batch_size: int,
+                   workers: int) -> EncodedSet:
+    """Image features of ``dataset``, from the cache or encoded once and cached."""
+    key = {"backbone": backbone.identity, "dataset": dataset.identity}
+    found = store.load("images", key)
+    if found is not None:
+        log.info("%s: %d cached image features", dataset.name, len(found["features"]))
+        feats = torch.from_numpy(np.array(found["features"], dtype=np.float32))
+        return EncodedSet(dataset.name, feats, np.array(found["labels"]), dataset.identity, True)
+    dataset.with_transform(backbone.preprocess)
+    feats_np = backbone.encode_images(dataset, batch_size=batch_size, workers=workers,
+                                      desc=f"encoding {dataset.name}")
+    store.save("images", key, {"features": feats_np, "labels": dataset.labels},
+               meta={"dataset": dataset.name, "backbone": backbone.slug})
+    return EncodedSet(dataset.name, torch.from_numpy(feats_np), dataset.labels, dataset.identity, False)
+
+
+def make_scorer(name: str, cfg: RunConfig) -> Scorer:
+    cls = load_methods().get(name)
+    params = {**cfg.benchmark.params.get(name, {}), **cfg.method_params.get(name, {})}
+    return cls.from_params(params)
+
+
+def _lexicon_loader(cfg: RunConfig):  # type: ignore[no-untyped-def]
+    bench = cfg.benchmark
+    if cfg.words_file is None and bench.lexicon is None:
+        return None
+
+    cache: dict[str, Any] = {}
+
+    def load():  # type: ignore[no-untyped-def]
+        if "lex" not in cache:
+            from oodbench.lexicon import load_lexicon
+
+            cache["lex"] = load_lexicon(bench.lexicon, dict(bench.lexicon_options), cfg.words_file)
+        return cache["lex"]
+
+    return load
+
+
+def versions() -> dict[str, str]:
+    import open_clip
+
+    return {"oodbench": __version__, "torch": torch.__version__, "open_clip": open_clip.__version__,
+            "numpy": np.__version__, "python": platform.python_version()}
+
+
+def run(cfg: RunConfig) -> list[ResultSet]:
+    """Run every method of ``cfg`` on its benchmark; save and return one ResultSet per method."""
+    bench = cfg.benchmark
+    methods = resolve_methods(cfg.methods)
+    # Build every scorer before loading anything, so that a bad parameter fails at once.
+    scorers = {m: make_scorer(m, cfg) for m in methods}
+    torch.manual_seed(cfg.seed)
+
+    backbone = Backbone.load(cfg.backbone, cache_dir=cfg.store.root)
+    backbone.store = cfg.store
+    todo = [m for m in methods
+            if not (cfg.skip_existing and result_path(cfg.out_dir, bench.name, backbone.slug, m).is_file())]
+    for m in set(methods) - set(todo):
+        log.info("skipping %s: %s exists (--skip-existing)", m,
+                 result_path(cfg.out_dir, bench.name, backbone.slug, m))
+    if not todo:
+        return []
+
+    # Open every data set first: a missing folder fails before any encoding starts.
+    id_set = open_dataset(bench.id, cfg.data)
+    if not id_set.class_names:
+        raise OodbenchError(f"The ID data set {bench.id!r} has no class names; an ID set needs one "
+                            "sub-folder per class (folder:PATH/<class>/<images>).")
+    ood_sets = [open_dataset(name, cfg.data) for name in bench.ood]
+    if not ood_sets:
+        raise OodbenchError(f"Benchmark {bench.name!r} has no OOD sets; pass --ood NAME[,NAME...].")
+
+    t0 = time.perf_counter()
+    id_enc = encode_dataset(backbone, id_set, cfg.store, cfg.batch_size, cfg.workers)
+    ood_enc = [encode_dataset(backbone, s, cfg.store, cfg.batch_size, cfg.workers) for s in ood_sets]
+    encode_s = time.perf_counter() - t0
+
+    ctx = FitContext(
+        backbone=backbone, class_names=list(id_set.class_names), templates=cfg.templates or (
+            list(bench.templates) if bench.templates else None),
+        device=backbone.device, seed=cfg.seed, cache=cfg.store, benchmark=bench.name,
+        lexicon_loader=_lexicon_loader(cfg), cache_dir=cfg.store.root)
+
+    results = []
+    for name in todo:
+        results.append(score_method(name, scorers[name], ctx, id_enc, ood_enc, cfg, backbone, encode_s))
+    return results
+
+
+@torch.no_grad()
+def score_method(name: str, scorer: Scorer, ctx: FitContext, id_enc: EncodedSet, ood_enc: list[EncodedSet],
+                 cfg: RunConfig, backbone: Backbone, encode_s: float) -> ResultSet:
+    t0 = time.perf_counter()
+    scorer.fit(ctx)
+    fit_s = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    s_id = _scores(scorer, id_enc)
+    pred = scorer.predict_classes(id_enc.features)
+    labels = id_enc.labels
+    acc = id_accuracy(pred.cpu().numpy(), labels) if pred is not None and (labels >= 0).all() else None
+    dec_id = scorer.decide(id_enc.features)
+    rows = []
+    for enc in ood_enc:
+        s_ood = _scores(scorer, enc)
+        row: dict[str, Any] = {"ood": enc.name, **ood_metrics(s_id, s_ood, cfg.fpr_convention),
+                               "id_accuracy": acc, "n_id": len(s_id), "n_ood": len(s_ood)}
+        if dec_id is not None:
+            row.update(decision_rates(dec_id.cpu().numpy(), scorer.decide(enc.features).cpu().numpy()))
+        rows.append(row)
+    rows.append(ResultSet.average_row(rows))
+    score_s = time.perf_counter() - t1
+
+    result = ResultSet(
+        benchmark=cfg.benchmark.name,
+        backbone={**backbone.identity, "slug": backbone.slug},
+        method=name,
+        params=scorer.params(),
+        rows=rows,
+        provenance={
+            "versions": versions(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "seed": cfg.seed,
+            "fpr_convention": cfg.fpr_convention,
+            "benchmark": {"id": cfg.benchmark.id, "ood": list(cfg.benchmark.ood),
+                          "source": cfg.benchmark.source},
+            "datasets": {id_enc.name: id_enc.identity, **{e.name: e.identity for e in ood_enc}},
+            "templates": ctx.templates,
+            "method": {"paper": scorer.info.paper, "summary": scorer.info.summary, **scorer.provenance()},
+            "device": str(backbone.device),
+            "seconds": {"encode_all_sets": round(encode_s, 3), "fit": round(fit_s, 3),
+                        "score": round(score_s, 3)},
+        },
+    )
+    if cfg.save:
+        result.save(result_path(cfg.out_dir, cfg.benchmark.name, backbone.slug, name))
+    return result
+
+
+def _scores(scorer: Scorer, enc: EncodedSet) -> np.ndarray:
+    s = scorer.score(enc.features)
+    if s.shape != (len(enc.features),):
+        raise RuntimeError(f"{scorer.name}.score returned shape {tuple(s.shape)} for {len(enc.features)} images")
+    return s.detach().double().cpu().numpy()
