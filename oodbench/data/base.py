@@ -182,9 +182,10 @@ FOLDER_PREFIX = "folder:"
 def open_dataset(name: str, ctx: DataContext) -> ImageSet:
     """Open a registered data set, or ``folder:PATH`` (class sub-folders become class names)."""
     if name.startswith(FOLDER_PREFIX):
-        path = Path(name[len(FOLDER_PREFIX):]).expanduser()
-        if not str(path):
+        raw = name[len(FOLDER_PREFIX):].strip()
+        if not raw:  # Path("") would be the current directory
             raise OodbenchError("folder: needs a path, e.g. folder:/data/my_id_set")
+        path = Path(raw).expanduser()
         layout = "PATH/<class>/<images> for an ID set, or images anywhere under PATH for an OOD set"
         if not path.is_dir():
             raise DataError(f"Data set {name!r}: folder {path} does not exist. Expected layout: {layout}.")
@@ -195,9 +196,14 @@ def open_dataset(name: str, ctx: DataContext) -> ImageSet:
     return DATASETS.get(name).open(ctx)
 
 
+def folder_env_var(dataset: str) -> str:
+    """The environment variable that points straight at ``dataset``'s folder: ``OODBENCH_<NAME>_DIR``."""
+    return f"OODBENCH_{dataset.upper().replace('-', '_').replace('.', '_')}_DIR"
+
+
 def find_folder(ctx: DataContext, dataset: str, candidates: Sequence[str]) -> Path:
     """The first existing ``<root>/<candidate>`` (or ``$OODBENCH_<NAME>_DIR``); else the first candidate."""
-    env = os.environ.get(f"OODBENCH_{dataset.upper().replace('-', '_')}_DIR")
+    env = os.environ.get(folder_env_var(dataset))
     if env:
         return Path(env).expanduser()
     root = ctx.root
