@@ -273,7 +273,7 @@ class Backbone:
             arrays = self.store.get_or_compute(
                 "text", key, lambda: {"features": self._encode_texts(prompts, batch_size, desc).numpy()},
                 meta={"first_prompts": prompts[:3]})
-            return torch.from_numpy(np.ascontiguousarray(arrays["features"]))
+            return torch.from_numpy(np.array(arrays["features"], dtype=np.float32))
         return self._encode_texts(prompts, batch_size, desc)
 
     def _encode_texts(self, prompts: list[str], batch_size: int, desc: str | None) -> torch.Tensor:
