@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional
 
 import click
 import typer
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -30,7 +31,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except OodbenchError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             ctx.exit(EXIT_USER_ERROR)
 
 
@@ -134,10 +135,11 @@ def run(
     from oodbench.catalog import load_all
     from oodbench.data.base import DataContext
     from oodbench.features import FeatureStore
-    from oodbench.runner import RunConfig
+    from oodbench.runner import RunConfig, resolve_methods
     from oodbench.runner import run as run_benchmark
 
     load_all()
+    method = resolve_methods(method)  # unknown names fail first, before anything is loaded
     ood_list = [o.strip() for o in ood.split(",") if o.strip()] if ood else None
     if id.startswith("folder:"):
         if not ood_list:
@@ -170,7 +172,8 @@ def run(
         console.print("Nothing to do: every result exists (--skip-existing).")
         return
     _print_results(results)
-    console.print(f"Results written under [bold]{out}/{results[0].benchmark}/{results[0].backbone['slug']}/[/] "
+    console.print(f"Results written under [bold]{escape(str(out))}/{escape(results[0].benchmark)}/"
+                  f"{escape(results[0].backbone['slug'])}/[/] "
                   "— `oodbench report` builds the leaderboard.", highlight=False)
 
 
@@ -259,7 +262,7 @@ def list_methods(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="
         cells = [name, cls.info.summary, cls.info.paper]
         if verbose:
             cells.append(", ".join(f"{f.name}={_default(f)}" for f in dataclasses.fields(cls)))
-        table.add_row(*cells)
+        table.add_row(*map(escape, cells))
     console.print(table)
 
 
@@ -282,7 +285,7 @@ def list_datasets() -> None:
     load_all()
     table = Table("dataset", "description", "expected layout (under --data-root)", "source")
     for name, spec in DATASETS.items():
-        table.add_row(name, spec.description, spec.layout, spec.source)
+        table.add_row(*map(escape, (name, spec.description, spec.layout, spec.source)))
     console.print(table)
     console.print("Any folder works too: folder:PATH (ID: PATH/<class>/<images>; OOD: images under PATH).")
 
@@ -296,7 +299,8 @@ def list_benchmarks() -> None:
     load_all()
     table = Table("benchmark", "ID", "OOD sets", "default backbone", "source")
     for name, b in BENCHMARKS.items():
-        table.add_row(name, b.id, ", ".join(b.ood), f"{b.model or '-'} / {b.pretrained or '-'}", b.source)
+        table.add_row(*map(escape, (name, b.id, ", ".join(b.ood), f"{b.model or '-'} / {b.pretrained or '-'}",
+                                    b.source)))
     console.print(table)
 
 
@@ -317,7 +321,7 @@ def cache_list(cache_dir: CacheDir = None,
         what = e.meta.get("dataset") or e.meta.get("first_prompts") or e.meta.get("backbone", "")
         if isinstance(what, dict):
             what = what.get("name", "")
-        table.add_row(e.kind, e.key, str(what)[:60], f"{e.size_bytes / 1e6:.1f}", e.created)
+        table.add_row(e.kind, e.key, escape(str(what)[:60]), f"{e.size_bytes / 1e6:.1f}", e.created)
     console.print(table)
     console.print(f"{len(entries)} entries, {sum(e.size_bytes for e in entries) / 1e6:.1f} MB.")
 
