@@ -1,0 +1,114 @@
+"""The CLIPN scorers ``clipn-ctw`` and ``clipn-atd``: class heads from a trained "no" tower, then the
+pure scores of :mod:`methods.clipn.scores`.
+
+``fit`` loads the checkpoint onto the run's backbone (strictly checked, see ``checkpoint.py``), builds
+the "yes" and "no" class heads from the templates (``ctx.templates`` when the benchmark or user gives
+them, else CLIPN's 128; the hand-crafted variant's "no" tower reads the index-aligned "no" pool) and
+caches them keyed by backbone identity, checkpoint sha256, class names and templates. A second run
+with the same inputs loads the heads from the cache and never reads the checkpoint.
+
+``quote_templates`` (default true) reproduces the reference's reading quirk, literal single quotes
+around each of the built-in templates, as in the runs behind the released numbers; templates given
+through ``ctx.templates`` are used as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from methods.clipn.checkpoint import load_clipn, resolve_checkpoint
+from methods.clipn.model import class_heads, load_prompt_pairs, quoted
+from methods.clipn.scores import atd_accepts, atd_score, ctw_accepts, ctw_score, predict_classes
+from oodbench.backbone import sha256_file
+from oodbench.scorer import FitContext, MethodInfo, Scorer
+
+PAPER = "Wang et al., ICCV 2023 (CLIPN: teaching CLIP to say no)"
+URL = "https://github.com/xmed-lab/CLIPN"
+
+
+def _sha_lines(lines: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+@dataclass
+class ClipnScorer(Scorer):
+    """Shared fitting of both CLIPN scorers. ``checkpoint``: a file or a bundled CLIPN name."""
+
+    checkpoint: str | None = None
+    scale: float = 100.0
+    quote_templates: bool = True
+
+    def __post_init__(self) -> None:
+        self._heads: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._provenance: dict[str, Any] = {}
+
+    def fit(self, ctx: FitContext) -> None:
+        path = resolve_checkpoint(self.checkpoint)
+        sha = sha256_file(path, ctx.cache_dir)
+        yes_t, no_t = load_prompt_pairs()
+        if self.quote_templates:
+            yes_t, no_t = quoted(yes_t), quoted(no_t)
+        templates = ctx.templates_or(yes_t)
+        names = list(ctx.class_names)
+        key = {"backbone": ctx.backbone.identity, "checkpoint_sha256": sha, "classes_sha256": _sha_lines(names),
+               "n_classes": len(names), "templates_sha256": _sha_lines(templates),
+               "no_templates_sha256": _sha_lines(no_t)}
+
+        def compute() -> dict[str, np.ndarray]:
+            clipn, _ = load_clipn(path, ctx.backbone.model, ctx.backbone.identity)
+            pool = no_t if clipn.variant == "handcrafted" else None
+            yes, no = class_heads(ctx.backbone, clipn.no, names, templates, pool)
+            return {"yes": yes.numpy(), "no": no.numpy(), "n_prompts": np.array([clipn.no.n_prompts])}
+
+        arrays = ctx.cached("clipn-heads", key, compute,
+                            meta={"checkpoint": str(path), "first_templates": templates[:2]})
+        self._heads = (torch.from_numpy(np.array(arrays["yes"], dtype=np.float32)),
+                       torch.from_numpy(np.array(arrays["no"], dtype=np.float32)))
+        n_prompts = int(np.asarray(arrays["n_prompts"])[0])
+        self._provenance = {"checkpoint": str(path), "checkpoint_sha256": sha, "n_templates": len(templates),
+                            "variant": "learnable" if n_prompts else "handcrafted", "n_prompts": n_prompts}
+
+    def heads(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._heads is None:
+            raise RuntimeError(f"{type(self).__name__}.fit(ctx) must run before scoring")
+        return self._heads
+
+    def predict_classes(self, image_features: torch.Tensor) -> torch.Tensor:
+        return predict_classes(image_features, self.heads()[0])
+
+    def provenance(self) -> dict[str, Any]:
+        return dict(self._provenance)
+
+
+@dataclass
+class ClipnCTW(ClipnScorer):
+    """CLIPN competing-to-win: ``p_yes`` at the top class; decision: OOD when ``p_no > p_yes`` there."""
+
+    info = MethodInfo(paper=PAPER, url=URL,
+                      summary="CLIPN competing-to-win: p_yes of the top class (trained 'no' text tower)")
+
+    def score(self, image_features: torch.Tensor) -> torch.Tensor:
+        return ctw_score(image_features, *self.heads(), self.scale)
+
+    def decide(self, image_features: torch.Tensor) -> torch.Tensor:
+        return ctw_accepts(image_features, *self.heads(), self.scale)
+
+
+@dataclass
+class ClipnATD(ClipnScorer):
+    """CLIPN agreeing-to-differ: ``1 - p_{C+1}``; decision: OOD when ``p_{C+1}`` beats every ID class."""
+
+    info = MethodInfo(paper=PAPER, url=URL,
+                      summary="CLIPN agreeing-to-differ: 1 - p(unknown class) (trained 'no' text tower)")
+
+    def score(self, image_features: torch.Tensor) -> torch.Tensor:
+        return atd_score(image_features, *self.heads(), self.scale)
+
+    def decide(self, image_features: torch.Tensor) -> torch.Tensor:
+        return atd_accepts(image_features, *self.heads(), self.scale)
