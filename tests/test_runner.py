@@ -1,0 +1,56 @@
+"""The runner: one encoding pass shared by every method, and interrupted runs that cache nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from oodbench.backbone import Backbone, BackboneSpec
+from oodbench.benchmarks import custom_benchmark
+from oodbench.data.base import DataContext, FileImageSet
+from oodbench.features import FeatureStore
+from oodbench.runner import RunConfig, run
+
+from conftest import TINY
+
+
+def config(bench, tmp_path, methods=("msp", "mcm")) -> RunConfig:
+    spec = custom_benchmark(f"folder:{bench['id']}", [f"folder:{bench['ood_a']}", f"folder:{bench['ood_b']}"])
+    return RunConfig(methods=list(methods), benchmark=spec, backbone=BackboneSpec(TINY, "none"),
+                     data=DataContext(), store=FeatureStore(tmp_path / "cache"), out_dir=tmp_path / "out",
+                     workers=0, batch_size=4)
+
+
+def test_one_encoding_pass_for_all_methods(folder_benchmark, tmp_path, monkeypatch):
+    calls = []
+    real = Backbone.encode_images
+
+    def counting(self, dataset, **kw):
+        calls.append(dataset.name)
+        return real(self, dataset, **kw)
+
+    monkeypatch.setattr(Backbone, "encode_images", counting)
+    results = run(config(folder_benchmark, tmp_path))
+    assert [r.method for r in results] == ["msp", "mcm"]
+    assert len(calls) == 3  # ID + 2 OOD sets, whatever the number of methods
+    run(config(folder_benchmark, tmp_path))
+    assert len(calls) == 3  # and none on the second run
+
+
+def test_interrupted_encoding_leaves_no_cache_entry(folder_benchmark, tmp_path, monkeypatch):
+    real = FileImageSet.load_image
+    seen = {"n": 0}
+
+    def interrupt_later(self, index):
+        seen["n"] += 1
+        if seen["n"] == 25:  # inside the first OOD set (the ID set has 18 images)
+            raise KeyboardInterrupt
+        return real(self, index)
+
+    monkeypatch.setattr(FileImageSet, "load_image", interrupt_later)
+    cfg = config(folder_benchmark, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg)
+    entries = cfg.store.entries("images")
+    assert len(entries) == 1 and entries[0].meta["dataset"] == f"folder:{folder_benchmark['id']}"
+    assert not list((tmp_path / "cache" / "images").glob(".tmp-*"))
+    assert not (tmp_path / "out").exists()
