@@ -186,7 +186,8 @@ class SuiteRegistry(Registry[BenchmarkSpec]):
     """A :class:`Registry` of benchmarks that reads the bundled suite files on first use."""
 
     def __init__(self) -> None:
-        super().__init__("benchmark", hint="Or use --id folder:PATH --ood folder:A,folder:B for your own folders.")
+        super().__init__("benchmark",
+                         hint="Or use --id folder:PATH --ood folder:A,folder:B for your own folders.")
         self._loaded = False
 
     def _ensure_loaded(self) -> None:

@@ -336,7 +336,8 @@ def fake_cifar(monkeypatch, root: Path, cls_name: str, classes: list[str], n: in
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     label_key = "labels" if cls_name == "CIFAR10" else "fine_labels"
-    batch = {"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), label_key: [i % len(classes) for i in range(n)]}
+    batch = {"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8),
+             label_key: [i % len(classes) for i in range(n)]}
     test_name = cls.test_list[0][0]
     (folder / test_name).write_bytes(pickle.dumps(batch))
     (folder / cls.meta["filename"]).write_bytes(pickle.dumps({cls.meta["key"]: classes}))

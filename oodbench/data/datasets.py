@@ -27,7 +27,7 @@ from oodbench.data import folders as _folders  # noqa: F401  (registers imagenet
 from oodbench.data import torchvision_sets as _torchvision_sets  # noqa: F401  (registers cifar10/100, svhn)
 from oodbench.data.base import DATASETS
 
-BUILTIN = ("imagenet", "cifar10", "cifar100", "inaturalist", "sun", "places", "textures", "lsun", "lsun-resize",
-           "imagenet-r", "svhn")
+BUILTIN = ("imagenet", "cifar10", "cifar100", "inaturalist", "sun", "places", "textures", "lsun",
+           "lsun-resize", "imagenet-r", "svhn")
 
 __all__ = ["BUILTIN", "DATASETS"]

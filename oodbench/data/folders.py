@@ -90,8 +90,9 @@ def open_ood_folder(spec: DatasetSpec, ctx: DataContext, *, candidates: Sequence
 
 
 MOS_URL = "http://pages.cs.wisc.edu/~huangrui/imagenet_ood_dataset"
-MOS_NOTE = ("the curated OOD subset of MOS (Huang & Li, CVPR 2021; github.com/deeplearning-wisc/large_scale_ood), "
-            "concepts overlapping ImageNet-1K removed, 10,000 images sampled from the rest")
+MOS_NOTE = ("the curated OOD subset of MOS (Huang & Li, CVPR 2021; "
+            "github.com/deeplearning-wisc/large_scale_ood), concepts overlapping ImageNet-1K removed, "
+            "10,000 images sampled from the rest")
 
 OOD_FOLDER_SETS: tuple[FolderSet, ...] = (
     FolderSet(
@@ -126,16 +127,16 @@ OOD_FOLDER_SETS: tuple[FolderSet, ...] = (
                "unverified); extract it under the data root",
         layout="<root>/Places/images/*.jpg (flat; also accepted: <root>/Places, "
                "<root>/ImageNet_OOD_dataset/Places[/images], <root>/ood_data/Places/images)",
-        candidates=("Places/images", "Places", "ImageNet_OOD_dataset/Places/images", "ImageNet_OOD_dataset/Places",
-                    "ood_data/Places/images"),
+        candidates=("Places/images", "Places", "ImageNet_OOD_dataset/Places/images",
+                    "ImageNet_OOD_dataset/Places", "ood_data/Places/images"),
         expected=10_000,
     ),
     FolderSet(
         name="textures",
-        description="Textures: the whole Describable Textures Dataset (DTD, Cimpoi et al., CVPR 2014), all 47 "
-                    "classes, 5,640 images, as MOS and MCM use it (ViM and others drop 4 classes, 5,160 "
-                    "images: not this set). Read recursively; non-images such as waffled/.directory are "
-                    "skipped.",
+        description="Textures: the whole Describable Textures Dataset (DTD, Cimpoi et al., CVPR 2014), "
+                    "all 47 classes, 5,640 images, as MOS and MCM use it (ViM and others drop 4 classes, "
+                    "5,160 images: not this set). Read recursively; non-images such as waffled/.directory "
+                    "are skipped.",
         source="https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz (md5 "
                "fff73e5086ae6bdbea199a49dfb8a4c1 per pytorch-ood); extract it under the data root",
         layout="<root>/dtd/images/<class>/*.jpg (also accepted: <root>/Textures/dtd/images, "
@@ -168,9 +169,9 @@ OOD_FOLDER_SETS: tuple[FolderSet, ...] = (
     ),
     FolderSet(
         name="imagenet-r",
-        description="ImageNet-R (Hendrycks et al., ICCV 2021): renditions (art, cartoons, sketches, ...) of 200 "
-                    "ImageNet classes, 30,000 images (the authors' figure, not re-counted here). All of them "
-                    "are OOD here, as in CLIPN's CIFAR code.",
+        description="ImageNet-R (Hendrycks et al., ICCV 2021): renditions (art, cartoons, sketches, ...) "
+                    "of 200 ImageNet classes, 30,000 images (the authors' figure, not re-counted here). All "
+                    "of them are OOD here, as in CLIPN's CIFAR code.",
         source="https://people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar; extract it under the data root",
         layout="<root>/imagenet-r/<wnid>/*.jpg (also accepted: <root>/ImageNet_R, <root>/imagenet_r, "
                "<root>/ImageNet-R)",
@@ -224,8 +225,9 @@ def open_imagenet(spec: DatasetSpec, ctx: DataContext) -> FileImageSet:
         known, present = set(wnids), set(dirs)
         unexpected = [d for d in dirs if d not in known]
         missing = [w for w in wnids if w not in present]
-        raise _imagenet_error(spec, folder, f"the class folders are not the 1000 ILSVRC-2012 wnids: unexpected "
-                                            f"{_summarise(unexpected)}; missing {_summarise(missing)}")
+        raise _imagenet_error(spec, folder, "the class folders are not the 1000 ILSVRC-2012 wnids: "
+                                            f"unexpected {_summarise(unexpected)}; "
+                                            f"missing {_summarise(missing)}")
     files: list[Path] = []
     labels: list[int] = []
     empty: list[str] = []
@@ -236,7 +238,8 @@ def open_imagenet(spec: DatasetSpec, ctx: DataContext) -> FileImageSet:
         files += images
         labels += [label] * len(images)
     if empty:
-        raise _imagenet_error(spec, folder, f"{len(empty)} class folder(s) hold no images: {_summarise(empty)}")
+        raise _imagenet_error(spec, folder,
+                              f"{len(empty)} class folder(s) hold no images: {_summarise(empty)}")
     check_count(spec.name, folder, len(files), IMAGENET_VAL_IMAGES)
     return FileImageSet(spec.name, folder, files, labels, imagenet_classes())
 

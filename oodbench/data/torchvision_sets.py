@@ -72,9 +72,9 @@ def _load(entry: TorchvisionSet, spec: DatasetSpec, root: Path, download: bool) 
         return cls(root=str(root), download=download, **dict(entry.split_kwargs))
     except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
         if download:
-            raise DataError(f"{what}: the files under {root} are still missing or corrupted after downloading "
-                            f"({exc}). Expected layout: {spec.layout}. Where it comes from: {spec.source}. "
-                            "Delete the folder and try --download again.") from None
+            raise DataError(f"{what}: the files under {root} are still missing or corrupted after "
+                            f"downloading ({exc}). Expected layout: {spec.layout}. Where it comes from: "
+                            f"{spec.source}. Delete the folder and try --download again.") from None
         raise DataError(f"{what}: not found or incomplete under {root} (torchvision checks every file's "
                         f"md5). Expected layout: {spec.layout}. Where it comes from: {spec.source}. Pass "
                         "--download to let torchvision fetch it there, or put the files there "
@@ -109,7 +109,8 @@ def open_torchvision_set(spec: DatasetSpec, ctx: DataContext, *, entry: Torchvis
     return ArrayImageSet(spec.name, _PilItems(dataset), labels, class_names, identity)
 
 
-CIFAR_SOURCE = "https://www.cs.toronto.edu/~kriz/cifar.html, fetched by torchvision.datasets.{cls} with --download"
+CIFAR_SOURCE = ("https://www.cs.toronto.edu/~kriz/cifar.html, fetched by torchvision.datasets.{cls} "
+                "with --download")
 
 TORCHVISION_SETS: tuple[TorchvisionSet, ...] = (
     TorchvisionSet(
@@ -117,9 +118,9 @@ TORCHVISION_SETS: tuple[TorchvisionSet, ...] = (
         description="CIFAR-10 test split: 10,000 32x32 images, 10 classes (class names in "
                     "oodbench/data/cifar10_classes.txt). ID set of the cifar10 suite, near-OOD of cifar100.",
         source=CIFAR_SOURCE.format(cls="CIFAR10") + " (cifar-10-python.tar.gz)",
-        layout="<root>/cifar10/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}, torchvision's "
-               "layout (it checks the training batches too); or $OODBENCH_CIFAR10_DIR pointing at the folder "
-               "that holds cifar-10-batches-py",
+        layout="<root>/cifar10/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}, "
+               "torchvision's layout (it checks the training batches too); or $OODBENCH_CIFAR10_DIR "
+               "pointing at the folder that holds cifar-10-batches-py",
         folder="cifar10", dataset_class="CIFAR10", split="test", split_kwargs=(("train", False),),
         files=cifar_files, classes_file=CIFAR10_CLASSES,
     ),
@@ -135,12 +136,12 @@ TORCHVISION_SETS: tuple[TorchvisionSet, ...] = (
     ),
     TorchvisionSet(
         name="svhn",
-        description="SVHN (Street View House Numbers) test split: 26,032 32x32 digit crops, used as an OOD set "
-                    "(labels ignored).",
-        source="http://ufldl.stanford.edu/housenumbers/ (test_32x32.mat), fetched by torchvision.datasets.SVHN "
-               "with --download",
-        layout="<root>/svhn/test_32x32.mat, torchvision's layout; or $OODBENCH_SVHN_DIR pointing at the folder "
-               "that holds test_32x32.mat",
+        description="SVHN (Street View House Numbers) test split: 26,032 32x32 digit crops, used as an "
+                    "OOD set (labels ignored).",
+        source="http://ufldl.stanford.edu/housenumbers/ (test_32x32.mat), fetched by "
+               "torchvision.datasets.SVHN with --download",
+        layout="<root>/svhn/test_32x32.mat, torchvision's layout; or $OODBENCH_SVHN_DIR pointing at the "
+               "folder that holds test_32x32.mat",
         folder="svhn", dataset_class="SVHN", split="test", split_kwargs=(("split", "test"),),
         files=svhn_files,
     ),
