@@ -138,6 +138,15 @@ def run(cfg: RunConfig) -> list[ResultSet]:
     scorers = {m: make_scorer(m, cfg) for m in methods}
     torch.manual_seed(cfg.seed)
 
+    # Open every data set first: a missing folder fails before any model is loaded or image encoded.
+    id_set = open_dataset(bench.id, cfg.data)
+    if not id_set.class_names:
+        raise OodbenchError(f"The ID data set {bench.id!r} has no class names; an ID set needs one "
+                            "sub-folder per class (folder:PATH/<class>/<images>).")
+    ood_sets = [open_dataset(name, cfg.data) for name in bench.ood]
+    if not ood_sets:
+        raise OodbenchError(f"Benchmark {bench.name!r} has no OOD sets; pass --ood NAME[,NAME...].")
+
     backbone = Backbone.load(cfg.backbone, cache_dir=cfg.store.root)
     backbone.store = cfg.store
     todo = [m for m in methods
@@ -147,15 +156,6 @@ def run(cfg: RunConfig) -> list[ResultSet]:
                  result_path(cfg.out_dir, bench.name, backbone.slug, m))
     if not todo:
         return []
-
-    # Open every data set first: a missing folder fails before any encoding starts.
-    id_set = open_dataset(bench.id, cfg.data)
-    if not id_set.class_names:
-        raise OodbenchError(f"The ID data set {bench.id!r} has no class names; an ID set needs one "
-                            "sub-folder per class (folder:PATH/<class>/<images>).")
-    ood_sets = [open_dataset(name, cfg.data) for name in bench.ood]
-    if not ood_sets:
-        raise OodbenchError(f"Benchmark {bench.name!r} has no OOD sets; pass --ood NAME[,NAME...].")
 
     t0 = time.perf_counter()
     id_enc = encode_dataset(backbone, id_set, cfg.store, cfg.batch_size, cfg.workers)
