@@ -1,0 +1,85 @@
+"""The CLIPN model: what is trainable, the additive prompts, the class heads."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from methods.clipn.losses import clipn_loss
+from methods.clipn.model import CLIPN, class_heads, ensemble, format_prompts, load_prompt_pairs, quoted
+
+
+@pytest.fixture
+def clipn(tiny_backbone):
+    return CLIPN(tiny_backbone.model)
+
+
+def test_prompt_file_has_128_aligned_pairs():
+    yes, no = load_prompt_pairs()
+    assert len(yes) == len(no) == 128 and len(set(yes)) == 128
+    assert all(t.endswith(".") and "{}" in t for t in yes + no)
+    assert yes[34] == "a photo of a {}." and no[34] == "a photo of no {}."
+    assert yes[64 + 34] == "a photo with a {}." and no[64 + 34] == "a photo without a {}."
+    assert quoted(["a {}."]) == ["'a {}.'"]
+
+
+def test_shapes_follow_the_backbone_and_prompt_starts_at_zero(clipn, tiny_backbone):
+    width = tiny_backbone.model.transformer.width
+    assert clipn.no.prompt_no.shape == (16, 77, width)  # width 64 here: nothing assumes 512
+    assert torch.count_nonzero(clipn.no.prompt_no) == 0
+    assert set(clipn.no.state_dict()) == {
+        k.replace(k.split(".")[0], k.split(".")[0] + "_no", 1)
+        for k in tiny_backbone.model.state_dict()
+        if k.split(".")[0] in ("transformer", "token_embedding", "positional_embedding", "ln_final",
+                               "text_projection")} | {"prompt_no"}
+
+
+def test_no_tower_starts_as_the_yes_tower(clipn, tiny_backbone):
+    tokens = tiny_backbone.tokenizer(["a red circle", "a photo of a small blue square"])
+    clipn.eval()
+    assert torch.allclose(clipn.encode_text_no(tokens), clipn.encode_text(tokens), atol=1e-6)
+    ref = F.normalize(tiny_backbone.model.encode_text(tokens), dim=-1)
+    assert torch.allclose(clipn.encode_text(tokens), ref, atol=1e-5)
+
+
+def test_prompt_choice_in_training_mean_in_eval(clipn):
+    with torch.no_grad():
+        clipn.no.prompt_no.copy_(torch.arange(16.0).view(16, 1, 1).expand_as(clipn.no.prompt_no))
+    clipn.train()
+    offsets = clipn.no.prompt_offset(torch.tensor([0, 3, 16]))
+    assert offsets[:, 0, 0].tolist() == [0.0, 3.0, 7.5]  # prompt 0, prompt 3, the mean
+    clipn.eval()
+    assert clipn.no.prompt_offset(torch.tensor([3])).shape == (77, clipn.no.prompt_no.shape[-1])
+    assert clipn.no.prompt_offset()[0, 0].item() == 7.5
+    assert CLIPN(clipn.clip, n_prompts=0).no.prompt_offset() is None  # hand-crafted
+
+
+def test_gradients_reach_only_the_no_tower(clipn, tiny_backbone):
+    clipn.train()
+    tokens = tiny_backbone.tokenizer(["a red circle", "a green square", "a blue circle"])
+    images = torch.randn(3, 3, 32, 32)
+    loss = clipn_loss(clipn.encode_image(images), clipn.encode_text(tokens),
+                      clipn.encode_text_no(tokens, torch.tensor([0, 5, 16])), scale=10.0, gather=False)
+    loss.total.backward()
+    assert all(p.grad is None and not p.requires_grad for p in clipn.clip.parameters())
+    grads = {n: p.grad for n, p in clipn.no.named_parameters()}
+    assert all(g is not None for g in grads.values()), [n for n, g in grads.items() if g is None]
+    assert grads["prompt_no"].abs().sum() > 0 and grads["transformer_no.resblocks.0.attn.in_proj_weight"].abs().sum() > 0
+    # the train-mode clipn keeps its frozen towers in eval mode
+    assert not clipn.clip.training and clipn.no.training
+
+
+def test_class_heads_are_normalised_sums(clipn, tiny_backbone):
+    names, templates = ["cat", "dog"], ["a {}.", "a photo of the {}."]
+    with torch.no_grad():
+        clipn.no.prompt_no.normal_()
+    yes, no = class_heads(tiny_backbone, clipn.no, names, templates)
+    tokens = tiny_backbone.tokenizer(format_prompts(names, templates))
+    clipn.eval()
+    want_yes = F.normalize(F.normalize(clipn.encode_text(tokens), dim=-1).view(2, 2, -1).sum(1), dim=-1)
+    with torch.no_grad():
+        want_no = F.normalize(clipn.encode_text_no(tokens).view(2, 2, -1).sum(1), dim=-1)
+    assert torch.allclose(yes, want_yes, atol=1e-5) and torch.allclose(no, want_no, atol=1e-5)
+    assert not torch.allclose(yes, no, atol=1e-3)  # the prompt offset changed the "no" side
+    assert torch.allclose(ensemble(torch.ones(4, 3), 2), torch.full((2, 3), 3 ** -0.5))
