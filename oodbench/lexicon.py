@@ -8,7 +8,7 @@ The ``wordnet`` lexicon
 -----------------------
 The head word (first lemma) of every WordNet 3.0 noun and adjective synset, satellites included,
 read through nltk's WordNet corpus reader, lower-cased, with underscores turned into spaces; option
-``lemmas="all"`` takes every lemma name instead. The 27 noun and adjective lexicographer files
+``lemmas="all"`` takes every lemma name instead. The 29 noun and adjective lexicographer files
 (``adj.all``, ``adj.pert``, ``adj.ppl``, ``noun.Tops``, ``noun.act``, ... ``noun.time``) are visited in
 sorted order (so the three adjective files come first), the synsets of one file in data-file order;
 a word is kept the first time it is seen, so a word that is both an adjective and a noun (``red``) is
@@ -26,9 +26,9 @@ the same files here (summed file by file, before repeats across files are remove
 ========================================  =======  =======  ==========
 lexicon options                            words    nouns    adjectives
 ========================================  =======  =======  ==========
-head words, all 27 files                   79,403   65,397   14,006
+head words, all 29 files                   79,403   65,397   14,006
 head words, without noun.animal/food       70,794   56,788   14,006
-all lemmas, all 27 files                  136,139  114,660   21,479
+all lemmas, all 29 files                  136,139  114,660   21,479
 all lemmas, without noun.animal/food      120,269   98,790   21,479
 ========================================  =======  =======  ==========
 
@@ -414,7 +414,7 @@ def find_wordnet(cache_dir: Path) -> tuple[Any, str, list[Any]]:
     pointer = _nltk_wordnet()
     if pointer is not None:
         stamp = [pointer.join(f).file_size() for f in ("data.noun", "data.adj")]
-        return pointer, "nltk's wordnet data", stamp
+        return pointer, f"nltk's wordnet data in {getattr(pointer, 'path', pointer)}", stamp
     debian = debian_wordnet_dir()
     missing = [f for f in _REQUIRED_FILES if not (debian / f).is_file()]
     if not missing:
