@@ -119,7 +119,8 @@ def mine_negatives(candidate_features: torch.Tensor, id_features: torch.Tensor,
     if is_adjective.shape != (m,):
         raise ValueError(f"is_adjective has shape {tuple(is_adjective.shape)}, expected ({m},)")
     if not 0.0 < eta <= 1.0:
-        raise OodbenchError(f"NegLabel's eta (the fraction of candidates kept) must lie in (0, 1]; got {eta}.")
+        raise OodbenchError(f"NegLabel's eta (the fraction of candidates kept) must lie in (0, 1]; "
+                            f"got {eta}.")
     q = similarity_quantile(candidate_features, id_features, percentile)
     nouns = torch.nonzero(~is_adjective).flatten()
     adjs = torch.nonzero(is_adjective).flatten()
@@ -270,7 +271,8 @@ class NegLabel(Scorer):
     info = MethodInfo(
         paper="Jiang et al., Negative Label Guided OOD Detection with Pretrained Vision-Language Models, "
               "ICLR 2024",
-        summary="ID share of softmax(cos / 0.01) over [ID labels + mined negative labels], mean over 100 groups",
+        summary="ID share of softmax(cos / 0.01) over [ID labels + mined negative labels], "
+                "mean over 100 groups",
         url="https://github.com/tmlr-group/NegLabel",
     )
     percentile: float = 0.95
@@ -285,7 +287,8 @@ class NegLabel(Scorer):
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
-            raise OodbenchError(f"NegLabel's output must be one of {', '.join(OUTPUTS)}; got {self.output!r}.")
+            raise OodbenchError(f"NegLabel's output must be one of {', '.join(OUTPUTS)}; "
+                                f"got {self.output!r}.")
         if not 0.0 <= self.percentile <= 1.0:
             raise OodbenchError(f"NegLabel's percentile must lie in [0, 1]; got {self.percentile}.")
         if not 0.0 < self.eta <= 1.0:

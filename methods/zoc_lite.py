@@ -167,7 +167,8 @@ class ZocLite(Scorer):
             "lexicon_sha256": lexicon.sha256,
             "id_templates": templates,
         }
-        log.info("ZOC-lite: %d candidate words (%d too close to an ID class removed)", len(words), len(removed))
+        log.info("ZOC-lite: %d candidate words (%d too close to an ID class removed)", len(words),
+                 len(removed))
 
     def _features(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         if not hasattr(self, "vocab_features"):

@@ -1,4 +1,4 @@
-"""Candidate-word lexicons: the vocabulary NegLabel mines its negative labels from and ZOC-lite retrieves from.
+"""Candidate-word lexicons: the words NegLabel mines its negative labels from and ZOC-lite retrieves from.
 
 A :class:`Lexicon` is a list of words, each tagged ``"noun"`` or ``"adj"``. Lexicons are named in
 :data:`LEXICONS` (``wordnet`` here; toyworld registers its own) and loaded with :func:`load_lexicon`;
@@ -140,7 +140,8 @@ class Lexicon:
 LEXICONS: Registry[Callable[[dict[str, Any]], Lexicon]] = Registry(
     "lexicon", hint="A benchmark names its lexicon; --words FILE gives your own word list instead.")
 
-_CACHE_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar("oodbench_lexicon_cache", default=None)
+_CACHE_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar("oodbench_lexicon_cache",
+                                                                  default=None)
 
 
 def lexicon_cache_dir() -> Path:
@@ -419,7 +420,8 @@ def find_wordnet(cache_dir: Path) -> tuple[Any, str, list[Any]]:
     missing = [f for f in _REQUIRED_FILES if not (debian / f).is_file()]
     if not missing:
         root = assemble_nltk_folder(debian, cache_dir / "nltk_data" / "corpora" / "wordnet")
-        stamp = [[(debian / f).stat().st_size, (debian / f).stat().st_mtime_ns] for f in ("data.noun", "data.adj")]
+        stamp = [[(debian / f).stat().st_size, (debian / f).stat().st_mtime_ns]
+                 for f in ("data.noun", "data.adj")]
         return root, f"Debian's wordnet-base from {debian}", stamp
     raise OodbenchError(
         "WordNet was not found, and the 'wordnet' lexicon needs it. Looked for nltk's wordnet data "

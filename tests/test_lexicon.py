@@ -28,7 +28,8 @@ def wordnet(wordnet_cache):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(lexmod, "_nltk_wordnet", lambda: None)  # the Debian route even where nltk data exist
         full = load_lexicon("wordnet", {}, cache_dir=wordnet_cache)
-        no_animals = load_lexicon("wordnet", {"exclude": ["noun.animal", "noun.food"]}, cache_dir=wordnet_cache)
+        no_animals = load_lexicon("wordnet", {"exclude": ["noun.animal", "noun.food"]},
+                                  cache_dir=wordnet_cache)
     return full, no_animals
 
 
@@ -102,7 +103,8 @@ def test_missing_wordnet_gives_a_clear_error(tmp_path, monkeypatch):
 def test_lexnames_table_is_wordnet_30():
     assert [n for n, _, _ in LEXNAMES] == list(range(45))
     cats = {name: cat for _, name, cat in LEXNAMES}
-    assert cats["adj.all"] == 3 and cats["noun.Tops"] == 1 and cats["verb.weather"] == 2 and cats["adv.all"] == 4
+    assert cats["adj.all"] == 3 and cats["noun.Tops"] == 1
+    assert cats["verb.weather"] == 2 and cats["adv.all"] == 4
     # 26 noun files + 3 adjective files, sorted: the adjective files first, "noun.Tops" before "noun.act"
     assert len(lexmod.WORD_FILES) == 29
     assert lexmod.WORD_FILES[:5] == ("adj.all", "adj.pert", "adj.ppl", "noun.Tops", "noun.act")
@@ -116,8 +118,8 @@ def write(tmp_path: Path, text: str, name: str = "words.txt") -> Path:
 
 
 def test_words_file_parsing(tmp_path):
-    path = write(tmp_path, "# my words\n\nteapot\nshiny\tadj\nwooden, adjective\n  comet , noun \nlantern\tn\n"
-                           "teapot\nRed Planet\n")
+    path = write(tmp_path, "# my words\n\nteapot\nshiny\tadj\nwooden, adjective\n  comet , noun \n"
+                           "lantern\tn\nteapot\nRed Planet\n")
     lex = read_words_file(path)
     assert lex.words == ["teapot", "shiny", "wooden", "comet", "lantern", "Red Planet"]
     assert lex.pos == ["noun", "adj", "adj", "noun", "noun", "noun"]
@@ -150,14 +152,15 @@ def test_words_file_wins_over_the_named_lexicon(tmp_path):
     assert lex.words == ["teapot", "shiny"]
 
 
-def test_registry_and_names():
+def test_registry_and_names(monkeypatch):
     assert "wordnet" in LEXICONS
     with pytest.raises(UnknownNameError, match="wordnet"):
         load_lexicon("wordnett", {})
     with pytest.raises(OodbenchError, match="--words"):
         load_lexicon(None, {})
     seen = {}
-    LEXICONS.register("test-lexicon-options", lambda options: seen.update(options) or Lexicon(["x"], ["noun"], "t"))
+    monkeypatch.setitem(LEXICONS._items, "test-lexicon-options",  # registered for this test only
+                        lambda options: seen.update(options) or Lexicon(["x"], ["noun"], "t"))
     assert load_lexicon("test-lexicon-options", {"a": 1}).words == ["x"] and seen == {"a": 1}
 
 

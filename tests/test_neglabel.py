@@ -172,8 +172,8 @@ def test_mining_picks_the_planted_far_words_nouns_and_adjectives_apart():
     gen = torch.Generator().manual_seed(6)
 
     def near() -> torch.Tensor:  # high cosine (>= ~0.3) to some ID class
-        return F.normalize(torch.cat([torch.rand(4, generator=gen) + 0.5, 0.1 * torch.rand(d - 4, generator=gen)]),
-                           dim=0)
+        v = torch.cat([torch.rand(4, generator=gen) + 0.5, 0.1 * torch.rand(d - 4, generator=gen)])
+        return F.normalize(v, dim=0)
 
     items = [("far noun -0.45", planted(-0.9), False), ("far noun -0.30", planted(-0.6), False),
              ("far noun -0.15", planted(-0.3), False),

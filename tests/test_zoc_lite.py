@@ -92,8 +92,8 @@ def test_score_rejects_bad_parameters():
 # ----------------------------------------------------------------------------------------- the scorer
 def test_registered_with_documented_defaults():
     assert METHODS.get("zoc-lite") is ZocLite
-    assert ZocLite().params() == {"k": 10, "scale": 100.0, "template": "a photo of a {}", "max_id_cosine": 0.9,
-                                  "adjectives": False}
+    assert ZocLite().params() == {"k": 10, "scale": 100.0, "template": "a photo of a {}",
+                                  "max_id_cosine": 0.9, "adjectives": False}
     assert "not the paper's decoder" in ZocLite.info.paper
     with pytest.raises(OodbenchError, match="k"):
         ZocLite(k=0)

@@ -65,7 +65,8 @@ def main() -> None:
     ours, t_ours = timed(lambda: similarity_quantile(cands[:n_check], ids, 0.95))
     ref, t_ref = timed(lambda: torch.quantile(cands[:n_check] @ ids.T, 0.95, dim=1))
     log.info("quantile on %d candidates: topk %.3f s vs torch.quantile %.3f s (x%.1f), max |diff| %.1e",
-             n_check, t_ours, t_ref, t_ref / max(t_ours, 1e-9), (ours - ref.double().cpu()).abs().max().item())
+             n_check, t_ours, t_ref, t_ref / max(t_ours, 1e-9),
+             (ours - ref.double().cpu()).abs().max().item())
 
     negs = cands[idx]
     _, t_score = timed(lambda: neglabel_log_odds(images, ids, negs, 0.01, args.groups, 0))
