@@ -415,14 +415,14 @@ def find_wordnet(cache_dir: Path) -> tuple[Any, str, list[Any]]:
     pointer = _nltk_wordnet()
     if pointer is not None:
         stamp = [pointer.join(f).file_size() for f in ("data.noun", "data.adj")]
-        return pointer, f"nltk's wordnet data in {getattr(pointer, 'path', pointer)}", stamp
+        return pointer, f"nltk's wordnet data ({getattr(pointer, 'path', pointer)})", stamp
     debian = debian_wordnet_dir()
     missing = [f for f in _REQUIRED_FILES if not (debian / f).is_file()]
     if not missing:
         root = assemble_nltk_folder(debian, cache_dir / "nltk_data" / "corpora" / "wordnet")
         stamp = [[(debian / f).stat().st_size, (debian / f).stat().st_mtime_ns]
                  for f in ("data.noun", "data.adj")]
-        return root, f"Debian's wordnet-base from {debian}", stamp
+        return root, f"Debian's wordnet-base ({debian})", stamp
     raise OodbenchError(
         "WordNet was not found, and the 'wordnet' lexicon needs it. Looked for nltk's wordnet data "
         f"(nltk.data.find('corpora/wordnet'), nltk's search path) and for the Debian WordNet files in "
