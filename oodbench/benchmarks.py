@@ -249,7 +249,8 @@ def custom_benchmark(id: str, ood: Sequence[str]) -> BenchmarkSpec:
     """A benchmark from the command line: ``--id folder:PATH --ood folder:A,folder:B`` (names work too).
 
     Its name is ``custom-<last part of the ID path>`` (or ``custom-<data set name>``), so results of
-    different custom ID sets land in different folders.
+    different custom ID sets land in different folders. Its lexicon is WordNet (all noun and adjective
+    files): folders hold real images, and ``--words FILE`` replaces it.
     """
     id = id.strip()
     if not id:
@@ -263,6 +264,7 @@ def custom_benchmark(id: str, ood: Sequence[str]) -> BenchmarkSpec:
         source="given on the command line",
         id=id,
         ood=ood_sets,
+        lexicon="wordnet",
     )
 
 

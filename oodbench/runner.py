@@ -117,7 +117,8 @@ def _lexicon_loader(cfg: RunConfig):  # type: ignore[no-untyped-def]
         if "lex" not in cache:
             from oodbench.lexicon import load_lexicon
 
-            cache["lex"] = load_lexicon(bench.lexicon, dict(bench.lexicon_options), cfg.words_file)
+            cache["lex"] = load_lexicon(bench.lexicon, dict(bench.lexicon_options), cfg.words_file,
+                                        cache_dir=cfg.store.root)
         return cache["lex"]
 
     return load
