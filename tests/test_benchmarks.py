@@ -136,7 +136,7 @@ def test_custom_benchmark(tmp_path):
                          [" folder:/data/a", "folder:/data/b", "folder:/data/a", ""])
     assert b.name == "custom-my-id-set" and b.id == "folder:/data/My ID set/"
     assert b.ood == ("folder:/data/a", "folder:/data/b")
-    assert b.templates is None and b.params == {} and b.lexicon is None
+    assert b.templates is None and b.params == {} and b.lexicon == "wordnet"
     with pytest.raises(OodbenchError, match="No OOD data sets"):
         custom_benchmark("folder:/data/id", [])
     with pytest.raises(OodbenchError, match="No ID data set"):
