@@ -14,8 +14,8 @@ contrastive negatives are that micro-batch's pairs only.
 Determinism: the data order, augmentation and prompt draws are functions of (seed, epoch, index)
 (``data.py``), the schedule a function of the step, and a checkpoint holds model, optimiser, GradScaler,
 RNG states and the step, so an interrupted run resumed with ``--resume`` ends where an uninterrupted one
-does (bit for bit on the CPU). The schedule length is ``epochs x steps_per_epoch``; ``--max-steps`` only
-stops early, it does not shorten the schedule.
+does (bit for bit on the CPU, where deterministic kernels are switched on for the run). The schedule
+length is ``epochs x steps_per_epoch``; ``--max-steps`` only stops early, it does not shorten the schedule.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,6 +224,26 @@ def check_resumable(saved: dict[str, Any], cfg: TrainConfig, world_size: int, sa
             "with another --out.")
 
 
+@contextlib.contextmanager
+def deterministic_kernels(enabled: bool) -> Iterator[None]:
+    """``torch.use_deterministic_algorithms`` for the duration of a run, then the previous setting.
+
+    On the CPU, some multi-threaded backward kernels (scatter-style accumulation such as the token
+    embedding's gradient) otherwise sum in an order that depends on thread timing: runs then drift apart
+    by ~1e-6 per step, and a resumed run would not end bit for bit where an uninterrupted one does.
+    """
+    if not enabled:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled()
+    before_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=before_warn)
+
+
 def _truncate_log(path: Path, step: int) -> None:
     """Drop log lines after ``step`` (left by the interrupted attempt being resumed)."""
     if not path.is_file():
@@ -337,7 +357,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
         clipn.train()
         step, sums, count, last = start, dict.fromkeys(("loss", "loss_yes", "loss_no", "loss_tso"), 0.0), 0, {}
         t0, samples = time.perf_counter(), 0
-        with progress_bar(not (cfg.progress and env.main), _info_column()) as bar:
+        with progress_bar(not (cfg.progress and env.main), _info_column()) as bar, \
+                deterministic_kernels(env.device.type == "cpu"):
             task = bar.add_task("training CLIPN", total=stop, completed=start, info="")
             for micro, batch in enumerate(loader):
                 a = micro % cfg.accum_steps
@@ -356,16 +377,17 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
                         g_no = no_model(batch["tokens_no"].to(env.device),
                                         choice.to(env.device) if choice is not None else None)
                     loss = clipn_loss(f, g, g_no, scale, gather=env.world_size > 1)
-                    if not torch.isfinite(loss.total):
+                    values = loss.as_floats()
+                    if not math.isfinite(values["loss"]):
                         done = latest_checkpoint(out)
                         raise TrainingError(
-                            f"The CLIPN loss became {float(loss.total)} at step {step + 1} "
-                            f"(yes {float(loss.yes):.4g}, no {float(loss.no):.4g}, tso {float(loss.tso):.4g}). "
+                            f"The CLIPN loss became {values['loss']} at step {step + 1} (yes "
+                            f"{values['loss_yes']:.4g}, no {values['loss_no']:.4g}, tso {values['loss_tso']:.4g}). "
                             f"Nothing was saved for this step; the last good checkpoint is "
                             f"{done if done else '(none yet)'}. Try a lower --lr, --precision fp32 or bf16, "
                             "and continue with --resume.")
                     scaler.scale(loss.total / cfg.accum_steps).backward()
-                for k, v in loss.as_floats().items():
+                for k, v in values.items():
                     sums[k] += v
                 count += 1
                 samples += len(images) * env.world_size
