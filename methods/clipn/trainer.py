@@ -63,7 +63,7 @@ LOG_NAME = "log.jsonl"
 CONFIG_NAME = "config.json"
 #: Settings that fix what a run computes; a resumed run must keep them (the others may change).
 RUN_DEFINING = (
-    "data", "image_column", "caption_column", "separator", "model", "pretrained", "variant", "n_prompts",
+    "image_column", "caption_column", "separator", "model", "pretrained", "variant", "n_prompts",
     "epochs", "batch_size", "accum_steps", "lr", "weight_decay", "beta1", "beta2", "eps", "warmup",
     "seed", "scale", "augment", "quote_templates",
 )
@@ -212,11 +212,14 @@ def _as_tuple(x: Any) -> Any:
     return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-def check_resumable(saved: dict[str, Any], cfg: TrainConfig, world_size: int, saved_world: int) -> None:
-    now = cfg.to_json()
+def check_resumable(state: dict[str, Any], cfg: TrainConfig, world_size: int, data: dict[str, Any]) -> None:
+    """A resumed run must keep the settings in :data:`RUN_DEFINING`, the world size and the data itself."""
+    saved, now = state["config"], cfg.to_json()
     diff = [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in RUN_DEFINING if saved.get(k) != now.get(k)]
-    if saved_world != world_size:
-        diff.append(f"world size: {saved_world} -> {world_size}")
+    if int(state["world_size"]) != world_size:
+        diff.append(f"world size: {state['world_size']} -> {world_size}")
+    if state["data"] != data:
+        diff.append(f"data: {state['data']} -> {data}")
     if diff:
         raise TrainingError(
             f"--resume in {cfg.out} would continue a run with other settings ({'; '.join(diff)}). The data "
@@ -284,6 +287,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
         scale = cfg.scale if cfg.scale is not None else min(backbone.logit_scale, MAX_SCALE)
 
         source = open_pairs(cfg.data, cfg.image_column, cfg.caption_column, cfg.separator)
+        data_fingerprint = source.fingerprint()
         plan = StepPlan(len(source), cfg.batch_size, env.world_size, env.rank, cfg.accum_steps, cfg.seed)
         if plan.steps_per_epoch < 1:
             raise TrainingError(
@@ -306,7 +310,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
                                 "choose another --out.")
         if found is not None:
             state = read_state(found)
-            check_resumable(state["config"], cfg, env.world_size, int(state["world_size"]))
+            check_resumable(state, cfg, env.world_size, data_fingerprint)
             clipn.no.load_checked(read_checkpoint(found / WEIGHTS_NAME).no_state, str(found))
             optimizer.load_state_dict(state["optimizer"])
             if state.get("scaler"):
@@ -340,7 +344,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
                 clipn.no, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
         autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         run_meta = {"config": cfg.to_json(), "scale": scale, "steps_per_epoch": plan.steps_per_epoch,
-                    "total_steps": total, "data": source.fingerprint()}
+                    "total_steps": total, "data": data_fingerprint}
 
         def save(step: int, losses: dict[str, float]) -> None:
             if env.main:
@@ -348,7 +352,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
                 # (seed, epoch, index)-seeded streams, not from these.
                 state = {"step": step, "optimizer": optimizer.state_dict(),
                          "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                         "rng": capture_rng(), "config": cfg.to_json(), "world_size": env.world_size}
+                         "rng": capture_rng(), "config": cfg.to_json(), "world_size": env.world_size,
+                         "data": data_fingerprint}
                 meta = checkpoint_meta(clipn, backbone.identity, step=step, epoch=step / plan.steps_per_epoch,
                                        losses=losses, **run_meta)
                 write_checkpoint(out, step, clipn, meta, state, keep_last=cfg.keep_last)

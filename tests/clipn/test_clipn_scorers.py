@@ -85,3 +85,31 @@ def test_user_templates_and_unquoted_templates_change_the_heads(tmp_path, tiny_b
 def test_missing_checkpoint_says_what_to_do(tmp_path, tiny_backbone):
     with pytest.raises(CheckpointError, match="--clipn-checkpoint.*oodbench train clipn"):
         METHODS.get("clipn-ctw")().fit(ctx_for(tiny_backbone, tmp_path))
+
+
+def test_handcrafted_checkpoint_uses_the_no_pool(tmp_path, tiny_backbone):
+    clipn = CLIPN(tiny_backbone.model, n_prompts=0)
+    with torch.no_grad():
+        clipn.no.ln_final_no.bias.add_(0.1)
+    path = tmp_path / "hc.safetensors"
+    save_weights(path, clipn, checkpoint_meta(clipn, tiny_backbone.identity))
+    atd = METHODS.get("clipn-atd")(checkpoint=str(path))
+    atd.fit(ctx_for(tiny_backbone, tmp_path))
+    yes_t, no_t = load_prompt_pairs()
+    _, want_no = class_heads(tiny_backbone, clipn.no, NAMES, quoted(yes_t), quoted(no_t))
+    assert torch.allclose(atd.heads()[1], want_no, atol=1e-5)
+    assert atd.provenance()["variant"] == "handcrafted"
+
+
+def test_official_file_scores_like_the_compact_file(tmp_path, tiny_backbone, checkpoint):
+    from test_clipn_checkpoint import official_file
+
+    path, clipn = checkpoint
+    official = official_file(tmp_path / "epoch_10.pt", clipn)
+    feats = F.normalize(torch.randn(5, 32, generator=torch.Generator().manual_seed(2)), dim=-1)
+    scores = []
+    for p in (path, official):
+        s = METHODS.get("clipn-ctw")(checkpoint=str(p))
+        s.fit(ctx_for(tiny_backbone, tmp_path))
+        scores.append(s.score(feats))
+    assert torch.allclose(scores[0], scores[1], atol=1e-6)
