@@ -39,7 +39,8 @@ from methods.clipn.trainer import param_groups  # noqa: E402
 from oodbench.backbone import Backbone, BackboneSpec  # noqa: E402
 
 log = logging.getLogger("bench_clipn_train")
-WORDS = "a photo of the red blue small large dog cat car tree house on with in near street beach old new".split()
+WORDS = ("a photo of the red blue small large dog cat car tree house on with in near street beach "
+         "old new").split()
 
 
 def sync(device: torch.device) -> None:
@@ -63,7 +64,8 @@ def bench_steps(args: argparse.Namespace, device: torch.device) -> None:
     backbone = Backbone.load(BackboneSpec(args.model, "none", device=str(device)))
     clipn = CLIPN(backbone.model).train()
     clipn.no.to(device)
-    opt = torch.optim.AdamW(param_groups(clipn.no.named_parameters(), 0.2), lr=3e-4, betas=(0.9, 0.98), eps=1e-6)
+    opt = torch.optim.AdamW(param_groups(clipn.no.named_parameters(), 0.2), lr=3e-4, betas=(0.9, 0.98),
+                            eps=1e-6)
     size = backbone.model.visual.preprocess_cfg["size"][0]
     rng = random.Random(0)
     images = torch.randn(args.batch_size, 3, size, size, device=device)
@@ -123,13 +125,15 @@ def bench_end_to_end(args: argparse.Namespace, device: torch.device) -> None:
         (root / "img").mkdir()
         lines = ["filepath\ttitle"]
         for i, caption in enumerate(captions(n, rng)):
-            Image.new("RGB", (256, 256), tuple(rng.randrange(256) for _ in range(3))).save(root / "img" / f"{i}.jpg")
+            colour = tuple(rng.randrange(256) for _ in range(3))
+            Image.new("RGB", (256, 256), colour).save(root / "img" / f"{i}.jpg")
             lines.append(f"img/{i}.jpg\t{caption}")
         (root / "pairs.tsv").write_text("\n".join(lines) + "\n")
         train(TrainConfig(data=str(root / "pairs.tsv"), out=root / "run", model=args.model, pretrained="none",
                           epochs=1, batch_size=args.batch_size, workers=args.workers, device=str(device),
                           precision=args.precision, log_every=1, progress=False))
-        rates = [json.loads(x)["samples_per_s"] for x in (root / "run" / "log.jsonl").read_text().splitlines()]
+        lines = (root / "run" / "log.jsonl").read_text().splitlines()
+        rates = [json.loads(x)["samples_per_s"] for x in lines]
         log.info("end to end (%d workers, 256x256 JPEGs): median %.1f pairs/s over steps %d..%d",
                  args.workers, statistics.median(rates[args.warmup:]), args.warmup + 1, len(rates))
 
@@ -146,7 +150,7 @@ def main() -> None:
     ap.add_argument("--end-to-end", action="store_true", help="also time the trainer on generated JPEGs")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    logging.basicConfig(level=logging.ERROR, format="%(message)s")  # quiet open_clip's "random weights" warning
+    logging.basicConfig(level=logging.ERROR, format="%(message)s")  # quiet open_clip's "random weights"
     log.setLevel(logging.INFO)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -132,8 +132,9 @@ def _read_safetensors(path: Path) -> ClipnCheckpoint:
                               f"(no {META_KEY!r} metadata).")
     meta = json.loads(meta_text)
     if meta.get("format") != FORMAT or int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} has CLIPN format {meta.get('format')!r} version "
-                              f"{meta.get('format_version')}; this oodbench reads {FORMAT} <= {FORMAT_VERSION}.")
+        raise CheckpointError(
+            f"{path} has CLIPN format {meta.get('format')!r} version {meta.get('format_version')}; this "
+            f"oodbench reads {FORMAT} <= {FORMAT_VERSION}.")
     return ClipnCheckpoint(path, "oodbench", state, meta)
 
 
@@ -155,7 +156,9 @@ def _read_official(path: Path) -> ClipnCheckpoint:
     return ClipnCheckpoint(path, "official", no_state, meta, backbone_state)
 
 
-def split_official_state(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def split_official_state(
+    state: Mapping[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """The documented renames: strip ``module.``; ``*_no`` keys -> "no" tower, the rest -> backbone.
 
     A [context, width] ``prompt_no`` (already averaged, as LAFT stores it) becomes [1, context, width].
@@ -175,7 +178,9 @@ def split_official_state(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, t
 
 
 # --------------------------------------------------------------------------------------------- loading
-def load_clipn(path: Path, model: nn.Module, identity: Mapping[str, Any] | None = None) -> tuple[CLIPN, ClipnCheckpoint]:
+def load_clipn(
+    path: Path, model: nn.Module, identity: Mapping[str, Any] | None = None,
+) -> tuple[CLIPN, ClipnCheckpoint]:
     """Build a :class:`CLIPN` on the open_clip ``model`` from the checkpoint at ``path``, strictly checked.
 
     ``identity`` (the backbone's) is only used to word the error when the checkpoint belongs elsewhere.

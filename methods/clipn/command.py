@@ -37,7 +37,8 @@ def train_clipn(
     batch_size: Annotated[int, typer.Option(help="Pairs per process and micro-batch.")] = 512,
     accum_steps: Annotated[int, typer.Option(help="Micro-batches per optimiser step.")] = 1,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 3e-4,
-    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay (not on norms, biases, 1-d).")] = 0.2,
+    weight_decay: Annotated[float, typer.Option(
+        help="AdamW weight decay (not on norms, biases, 1-d).")] = 0.2,
     beta1: Annotated[float, typer.Option(help="AdamW beta1.")] = 0.9,
     beta2: Annotated[float, typer.Option(help="AdamW beta2.")] = 0.98,
     eps: Annotated[float, typer.Option(help="AdamW epsilon.")] = 1e-6,
@@ -51,9 +52,11 @@ def train_clipn(
     scale: Annotated[float | None, typer.Option(
         help="Logit scale s of the loss; default min(exp(logit_scale), 100) of the backbone.")] = None,
     augment: Annotated[bool, typer.Option(
-        help="RandomResizedCrop(scale 0.9-1.0) as the reference; --no-augment: resize + centre crop.")] = True,
+        help="RandomResizedCrop(scale 0.9-1.0) as the reference; --no-augment: resize + centre crop.")]
+    = True,
     quote_templates: Annotated[bool, typer.Option(
-        help="Hand-crafted variant: wrap the templates in literal quotes, as the reference read them.")] = True,
+        help="Hand-crafted variant: wrap the templates in literal quotes, as the reference read them.")]
+    = True,
     grad_checkpointing: Annotated[bool, typer.Option(help="Recompute activations of the 'no' tower.")]
     = False,
     save_every: Annotated[int, typer.Option(

@@ -107,8 +107,8 @@ class CsvPairs(PairSource):
             with Image.open(path) as im:
                 image = im.convert("RGB")
         except (OSError, ValueError) as exc:
-            raise DataError(f"Cannot read image {path} (row {index + 1} of {self.path}): {exc}. Fix or remove "
-                            "that row and run again (with --resume).") from None
+            raise DataError(f"Cannot read image {path} (row {index + 1} of {self.path}): {exc}. Fix or "
+                            "remove that row and run again (with --resume).") from None
         return image, self.captions[index]
 
     def fingerprint(self) -> dict[str, Any]:
@@ -156,8 +156,8 @@ class TarPairs(PairSource):
             log.warning("%d sample(s) in %d shard(s) lack an image or a txt caption and are skipped",
                         skipped, len(self.shards))
         if not rows:
-            raise DataError(f"The {len(self.shards)} shard(s) starting with {self.shards[0]} hold no sample with "
-                            f"both an image ({', '.join(IMAGE_EXTENSIONS)}) and a txt caption.")
+            raise DataError(f"The {len(self.shards)} shard(s) starting with {self.shards[0]} hold no sample "
+                            f"with both an image ({', '.join(IMAGE_EXTENSIONS)}) and a txt caption.")
         # columns: shard, image offset, image size, caption offset, caption size
         self.index = np.asarray(rows, dtype=np.int64)
         self._files: dict[int, Any] = {}
@@ -179,14 +179,16 @@ class TarPairs(PairSource):
             with Image.open(io.BytesIO(self._read(shard, img_off, img_size))) as im:
                 image = im.convert("RGB")
         except (OSError, ValueError) as exc:
-            raise DataError(f"Cannot decode the image at byte {img_off} of {self.shards[shard]}: {exc}.") from None
+            raise DataError(
+                f"Cannot decode the image at byte {img_off} of {self.shards[shard]}: {exc}.") from None
         return image, caption
 
     def fingerprint(self) -> dict[str, Any]:
         h = hashlib.sha256()
         for s in self.shards:
             h.update(f"{s.resolve()}|{s.stat().st_size}\n".encode())
-        return {"kind": "webdataset", "shards": len(self.shards), "shards_sha256": h.hexdigest(), "n": len(self)}
+        return {"kind": "webdataset", "shards": len(self.shards), "shards_sha256": h.hexdigest(),
+                "n": len(self)}
 
     def __getstate__(self) -> dict[str, Any]:  # open file handles stay behind
         return {**self.__dict__, "_files": {}}
@@ -235,7 +237,7 @@ def sample_rng(seed: int, epoch: int, index: int) -> random.Random:
 
 
 def crop_box(rng: random.Random, width: int, height: int) -> tuple[int, int, int, int]:
-    """(top, left, h, w) of a RandomResizedCrop with scale (0.9, 1.0), ratio (3/4, 4/3), drawn from ``rng``."""
+    """(top, left, h, w) of a RandomResizedCrop (scale (0.9, 1.0), ratio (3/4, 4/3)) drawn from ``rng``."""
     area = width * height
     log_lo, log_hi = math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
     for _ in range(10):
@@ -320,7 +322,8 @@ class CaptionCollate:
         draws = torch.tensor([it[2] for it in items], dtype=torch.long)
         if self.n_prompts:
             tokens = self.tokenizer(captions)
-            return {"images": images, "tokens": tokens, "tokens_no": tokens, "choice": draws % (self.n_prompts + 1)}
+            choice = draws % (self.n_prompts + 1)
+            return {"images": images, "tokens": tokens, "tokens_no": tokens, "choice": choice}
         ks = (draws % len(self.yes_templates)).tolist()
         yes = [self.yes_templates[k].format(c) for k, c in zip(ks, captions)]
         no = [self.no_templates[k].format(c) for k, c in zip(ks, captions)]

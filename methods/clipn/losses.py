@@ -109,7 +109,7 @@ def clipn_loss(
 
 
 def gather_keep_own_grad(x: torch.Tensor) -> torch.Tensor:
-    """All-gather ``x`` along dim 0 across ranks; the own slice keeps its gradient (identity in one process)."""
+    """All-gather ``x`` along dim 0; the own slice keeps its gradient (the identity in one process)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
     parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]

@@ -110,7 +110,7 @@ class NoTextEncoder(nn.Module):
         return encode_tokens(self.tower(), tokens, prompt_offset=self.prompt_offset(choice), shorten=shorten)
 
     def load_checked(self, state: Mapping[str, torch.Tensor], source: str) -> None:
-        """Load ``state`` strictly; any missing, unexpected or mis-shaped key is a :class:`CheckpointError`."""
+        """Load ``state`` strictly: a missing, unexpected or mis-shaped key is a :class:`CheckpointError`."""
         own = self.state_dict()
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
@@ -194,7 +194,7 @@ def quoted(templates: Sequence[str]) -> list[str]:
 
 
 def format_prompts(class_names: Sequence[str], templates: Sequence[str]) -> list[str]:
-    """Class-major prompts: ``[t.format(c) for c in class_names for t in templates]`` (``{}``-less: append)."""
+    """Class-major prompts ``[t.format(c) for c in class_names for t in templates]`` (no ``{}``: append)."""
     return [t.format(c) if "{" in t else f"{t} {c}" for c in class_names for t in templates]
 
 

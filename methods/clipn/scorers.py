@@ -56,9 +56,9 @@ class ClipnScorer(Scorer):
             yes_t, no_t = quoted(yes_t), quoted(no_t)
         templates = ctx.templates_or(yes_t)
         names = list(ctx.class_names)
-        key = {"backbone": ctx.backbone.identity, "checkpoint_sha256": sha, "classes_sha256": _sha_lines(names),
-               "n_classes": len(names), "templates_sha256": _sha_lines(templates),
-               "no_templates_sha256": _sha_lines(no_t)}
+        key = {"backbone": ctx.backbone.identity, "checkpoint_sha256": sha,
+               "classes_sha256": _sha_lines(names), "n_classes": len(names),
+               "templates_sha256": _sha_lines(templates), "no_templates_sha256": _sha_lines(no_t)}
 
         def compute() -> dict[str, np.ndarray]:
             clipn, _ = load_clipn(path, ctx.backbone.model, ctx.backbone.identity)

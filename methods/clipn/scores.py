@@ -22,7 +22,10 @@ def clipn_probabilities(
     no_text_features: torch.Tensor,
     scale: float = 100.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(p, p_no)``, both [N, C]: ``p = softmax_j(s<f, w_j>)``, ``p_no = sigmoid(s<f, w_no_j> - s<f, w_j>)``."""
+    """``(p, p_no)``, both [N, C]: ``p = softmax_j(s<f, w_j>)``, ``p_no = sigmoid(s<f, w_no_j> - s<f, w_j>)``.
+
+    Image features are L2-normalised [N, D]; heads [C, D]; everything is computed in float32.
+    """
     f = image_features.float()
     logits = scale * f @ yes_text_features.float().to(f.device).T
     logits_no = scale * f @ no_text_features.float().to(f.device).T
@@ -82,7 +85,7 @@ def atd_accepts(
     no_text_features: torch.Tensor,
     scale: float = 100.0,
 ) -> torch.Tensor:
-    """ATD's threshold-free rule, [N] bool, True = ID: OOD exactly when ``p_{C+1} > max_j p_ij (1 - p_no_ij)``.
+    """ATD's threshold-free rule, [N] bool, True = ID: OOD when ``p_{C+1} > max_j p_ij (1 - p_no_ij)``.
 
     A tie is accepted as ID.
     """

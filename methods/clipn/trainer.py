@@ -28,7 +28,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,13 @@ from methods.clipn.data import (
 )
 from methods.clipn.losses import MAX_SCALE, clipn_loss
 from methods.clipn.model import CLIPN, N_PROMPTS, VARIANTS, load_prompt_pairs, quoted
+from methods.clipn.runtime import (
+    capture_rng,
+    deterministic_kernels,
+    resolve_precision,
+    restore_rng,
+    setup_distributed,
+)
 from oodbench.errors import OodbenchError, TrainingError
 
 log = logging.getLogger(__name__)
@@ -146,72 +153,6 @@ def param_groups(named: Iterable[tuple[str, nn.Parameter]], weight_decay: float)
 
 
 # --------------------------------------------------------------------------------------------- plumbing
-@dataclass
-class Dist:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-    owns_group: bool = False
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world_size > 1:
-            dist.barrier()
-
-
-def setup_distributed(device: str) -> Dist:
-    """One process, or torchrun's environment (WORLD_SIZE > 1): NCCL on GPUs, Gloo on CPUs."""
-    from oodbench.backbone import resolve_device
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist(device=resolve_device(device))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    want = resolve_device(device)
-    if want.type == "cuda":
-        torch.cuda.set_device(local_rank)
-        dev = torch.device("cuda", local_rank)
-    else:
-        dev = torch.device("cpu")
-    owns = not dist.is_initialized()
-    if owns:
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), local_rank, dev, owns)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto``: bf16 on GPUs that support it, else fp16; fp32 elsewhere. fp16 needs a GPU."""
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise OodbenchError(f"Unknown precision {precision!r}. Choose auto, fp32, bf16 or fp16.")
-    if precision == "auto":
-        if device.type != "cuda":
-            return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if precision == "fp16" and device.type != "cuda":
-        raise OodbenchError("--precision fp16 needs a CUDA GPU (it trains with a GradScaler). Use fp32 or bf16.")
-    return precision
-
-
-def capture_rng() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def restore_rng(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(_as_tuple(state["python"]))
-    if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _as_tuple(x: Any) -> Any:
-    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
-
-
 def check_resumable(state: dict[str, Any], cfg: TrainConfig, world_size: int, data: dict[str, Any]) -> None:
     """A resumed run must keep the settings in :data:`RUN_DEFINING`, the world size and the data itself."""
     saved, now = state["config"], cfg.to_json()
@@ -227,31 +168,12 @@ def check_resumable(state: dict[str, Any], cfg: TrainConfig, world_size: int, da
             "with another --out.")
 
 
-@contextlib.contextmanager
-def deterministic_kernels(enabled: bool) -> Iterator[None]:
-    """``torch.use_deterministic_algorithms`` for the duration of a run, then the previous setting.
-
-    On the CPU, some multi-threaded backward kernels (scatter-style accumulation such as the token
-    embedding's gradient) otherwise sum in an order that depends on thread timing: runs then drift apart
-    by ~1e-6 per step, and a resumed run would not end bit for bit where an uninterrupted one does.
-    """
-    if not enabled:
-        yield
-        return
-    before = torch.are_deterministic_algorithms_enabled()
-    before_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before, warn_only=before_warn)
-
-
 def _truncate_log(path: Path, step: int) -> None:
     """Drop log lines after ``step`` (left by the interrupted attempt being resumed)."""
     if not path.is_file():
         return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    keep = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(line + "\n" for line in keep))
     os.replace(tmp, path)
@@ -269,10 +191,12 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
     env = setup_distributed(cfg.device)
     try:
         if cfg.variant not in VARIANTS:
-            raise OodbenchError(f"Unknown CLIPN variant {cfg.variant!r}. Choose one of: {', '.join(VARIANTS)}.")
+            raise OodbenchError(
+                f"Unknown CLIPN variant {cfg.variant!r}. Choose one of: {', '.join(VARIANTS)}.")
         for name in ("epochs", "batch_size", "accum_steps", "log_every"):
             if getattr(cfg, name) < 1:
-                raise OodbenchError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}.")
+                raise OodbenchError(
+                    f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}.")
         precision = resolve_precision(cfg.precision, env.device)
         if env.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -360,7 +284,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
             env.barrier()
 
         clipn.train()
-        step, sums, count, last = start, dict.fromkeys(("loss", "loss_yes", "loss_no", "loss_tso"), 0.0), 0, {}
+        sums = dict.fromkeys(("loss", "loss_yes", "loss_no", "loss_tso"), 0.0)
+        step, count, last = start, 0, {}
         t0, samples = time.perf_counter(), 0
         with progress_bar(not (cfg.progress and env.main), _info_column()) as bar, \
                 deterministic_kernels(env.device.type == "cpu"):
@@ -374,7 +299,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
                 if env.world_size > 1 and a < cfg.accum_steps - 1:
                     sync = no_model.no_sync()  # type: ignore[operator]
                 with sync:
-                    with torch.autocast(env.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    with torch.autocast(env.device.type, dtype=autocast_dtype,
+                                        enabled=autocast_dtype is not None):
                         images = batch["images"].to(env.device, non_blocking=True)
                         f = clipn.encode_image(images)
                         g = clipn.encode_text(batch["tokens"].to(env.device))
@@ -387,7 +313,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
                         done = latest_checkpoint(out)
                         raise TrainingError(
                             f"The CLIPN loss became {values['loss']} at step {step + 1} (yes "
-                            f"{values['loss_yes']:.4g}, no {values['loss_no']:.4g}, tso {values['loss_tso']:.4g}). "
+                            f"{values['loss_yes']:.4g}, no {values['loss_no']:.4g}, "
+                            f"tso {values['loss_tso']:.4g}). "
                             f"Nothing was saved for this step; the last good checkpoint is "
                             f"{done if done else '(none yet)'}. Try a lower --lr, --precision fp32 or bf16, "
                             "and continue with --resume.")
@@ -411,8 +338,9 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
                                   "samples_per_s": round(rate, 2), "time": time.time()}
                         with (out / LOG_NAME).open("a") as fh:
                             fh.write(json.dumps(record) + "\n")
-                    bar.update(task, info=f"loss {last['loss']:.4f} (yes {last['loss_yes']:.3f} no "
-                                          f"{last['loss_no']:.3f} tso {last['loss_tso']:.3f}) {rate:.1f} img/s")
+                    bar.update(task, info=f"loss {last['loss']:.4f} (yes {last['loss_yes']:.3f} "
+                                          f"no {last['loss_no']:.3f} tso {last['loss_tso']:.3f}) "
+                                          f"{rate:.1f} img/s")
                     sums, count, t0, samples = dict.fromkeys(sums, 0.0), 0, time.perf_counter(), 0
                 bar.update(task, completed=step)
                 if (cfg.save_every and step % cfg.save_every == 0) or step % plan.steps_per_epoch == 0 \

@@ -34,14 +34,15 @@ def trained_like(model: torch.nn.Module, n_prompts: int = 16, seed: int = 3) -> 
 
 
 def official_file(path: Path, clipn: CLIPN, rename: dict[str, str] | None = None) -> Path:
-    """A checkpoint in the released layout: torch.save({epoch, name, state_dict (module.*), optimizer, scaler})."""
+    """A file in the released layout: torch.save({epoch, name, state_dict (module.*), optimizer, scaler})."""
     state = {**clipn.clip.state_dict(), **clipn.no.state_dict()}
     state = {f"module.{k}": v.clone() for k, v in state.items()}
     for old, new in (rename or {}).items():
         state[new] = state.pop(old)
     blob = {"epoch": 10, "name": "clipn-repeat1", "state_dict": state,
             "optimizer": {"state": {}, "param_groups": [{"lr": 0.0, "betas": (0.9, 0.98), "params": [0, 1]}]},
-            "scaler": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000}}
+            "scaler": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5,
+                       "growth_interval": 2000}}
     torch.save(blob, path)
     return path
 
@@ -104,7 +105,8 @@ def test_official_layout_with_averaged_prompt(tmp_path, tiny_backbone):
 def test_official_renamed_key_fails_with_the_lists(tmp_path, tiny_backbone):
     clipn = trained_like(tiny_backbone.model)
     path = official_file(tmp_path / "bad.pt", clipn, rename={
-        "module.transformer_no.resblocks.0.attn.in_proj_weight": "module.transformer_no.resblocks.0.attn.in_proj.weight",
+        "module.transformer_no.resblocks.0.attn.in_proj_weight":
+            "module.transformer_no.resblocks.0.attn.in_proj.weight",
         "module.ln_final.weight": "module.ln_final_yes.weight"})
     with pytest.raises(CheckpointError) as err:
         load_clipn(path, tiny_backbone.model)

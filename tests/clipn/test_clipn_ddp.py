@@ -56,21 +56,23 @@ def test_torchrun_two_processes_match_one_process_with_the_global_batch(tmp_path
     env = {**os.environ, "OODBENCH_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
     ddp = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "oodbench.cli", "train", "clipn", *common, "--out", str(tmp_path / "ddp"), "--batch-size", "4"],
+         "-m", "oodbench.cli", "train", "clipn", *common, "--out", str(tmp_path / "ddp"),
+         "--batch-size", "4"],
         capture_output=True, text=True, env=env, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     single = subprocess.run(
         [sys.executable, "-m", "oodbench.cli", "train", "clipn", *common, "--out", str(tmp_path / "one"),
          "--batch-size", "8"], capture_output=True, text=True, env=env, timeout=300)
     assert single.returncode == 0, single.stderr[-3000:]
-    logs = {k: [json.loads(x) for x in (tmp_path / k / "log.jsonl").read_text().splitlines()] for k in ("ddp", "one")}
+    logs = {k: [json.loads(x) for x in (tmp_path / k / "log.jsonl").read_text().splitlines()]
+            for k in ("ddp", "one")}
     # step 1: same weights, same global batch -> the same loss
     assert logs["ddp"][0]["loss"] == pytest.approx(logs["one"][0]["loss"], abs=1e-5)
     assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world_size"] == 2
     # DDP averages the ranks' gradients (as the reference does): half the single-process gradient,
     # which Adam's normalised update almost cancels
     assert logs["ddp"][1]["loss"] == pytest.approx(logs["one"][1]["loss"], abs=1e-4)
-    a, b = load_file(str(tmp_path / "ddp" / "clipn.safetensors")), load_file(str(tmp_path / "one" / "clipn.safetensors"))
+    a, b = (load_file(str(tmp_path / k / "clipn.safetensors")) for k in ("ddp", "one"))
     init = CLIPN(Backbone.load(BackboneSpec("oodbench-tiny", "none")).model).no.state_dict()
     moved = max(float((b[k] - init[k]).abs().max()) for k in b)
     apart = max(float((a[k] - b[k]).abs().max()) for k in a)

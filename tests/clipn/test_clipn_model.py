@@ -65,7 +65,8 @@ def test_gradients_reach_only_the_no_tower(clipn, tiny_backbone):
     assert all(p.grad is None and not p.requires_grad for p in clipn.clip.parameters())
     grads = {n: p.grad for n, p in clipn.no.named_parameters()}
     assert all(g is not None for g in grads.values()), [n for n, g in grads.items() if g is None]
-    assert grads["prompt_no"].abs().sum() > 0 and grads["transformer_no.resblocks.0.attn.in_proj_weight"].abs().sum() > 0
+    assert grads["prompt_no"].abs().sum() > 0
+    assert grads["transformer_no.resblocks.0.attn.in_proj_weight"].abs().sum() > 0
     # the train-mode clipn keeps its frozen towers in eval mode
     assert not clipn.clip.training and clipn.no.training
 

@@ -56,7 +56,8 @@ def test_fit_and_score_match_the_pure_functions(tmp_path, tiny_backbone, checkpo
     assert ctw.provenance()["variant"] == "learnable" and ctw.provenance()["n_templates"] == 128
 
 
-def test_heads_are_cached_and_the_checkpoint_is_not_read_again(tmp_path, tiny_backbone, checkpoint, monkeypatch):
+def test_heads_are_cached_and_the_checkpoint_is_not_read_again(tmp_path, tiny_backbone, checkpoint,
+                                                                monkeypatch):
     path, _ = checkpoint
     first = METHODS.get("clipn-atd")(checkpoint=str(path))
     first.fit(ctx_for(tiny_backbone, tmp_path))

@@ -35,7 +35,8 @@ def test_scores_by_hand():
 
 def test_decisions_by_hand():
     # image 0: p_no < p_yes at its top class; p_{C+1} = 0.33 < 0.61 -> ID for both rules
-    # image 1: p_no(top) = sig(0.32) > 0.5 -> CTW says OOD; p_{C+1} = 0.624 > max(0.252, 0.124) -> ATD says OOD
+    # image 1: p_no(top) = sig(0.32) > 0.5 -> CTW says OOD;
+    #          p_{C+1} = 0.624 > max(0.252, 0.124) -> ATD says OOD
     assert ctw_accepts(F, W, W_NO, S).tolist() == [True, False]
     assert atd_accepts(F, W, W_NO, S).tolist() == [True, False]
     assert predict_classes(F, W).tolist() == [0, 0]
@@ -56,6 +57,6 @@ def test_atd_is_one_minus_unknown_and_single_class_reduces_to_p_yes():
 def test_scores_are_oriented_higher_is_more_id():
     w, w_no = torch.eye(2), torch.tensor([[0.0, 1.0], [1.0, 0.0]])
     id_like = torch.tensor([[1.0, 0.0]])
-    ood_like = torch.nn.functional.normalize(torch.tensor([[1.0, 1.0]]), dim=-1)  # as close to 'no' as to 'yes'
+    ood_like = torch.nn.functional.normalize(torch.tensor([[1.0, 1.0]]), dim=-1)  # as near 'no' as 'yes'
     assert ctw_score(id_like, w, w_no) > ctw_score(ood_like, w, w_no)
     assert atd_score(id_like, w, w_no) > atd_score(ood_like, w, w_no)

@@ -179,7 +179,8 @@ def test_cli_with_max_steps_on_shards_and_handcrafted(tmp_path):
     app.command()(train_clipn)
     out = tmp_path / "run"
     result = CliRunner().invoke(app, [
-        "--data", str(tmp_path / "wds"), "--out", str(out), "--model", "oodbench-tiny", "--pretrained", "none",
+        "--data", str(tmp_path / "wds"), "--out", str(out), "--model", "oodbench-tiny",
+        "--pretrained", "none",
         "--variant", "handcrafted", "--batch-size", "4", "--workers", "0", "--max-steps", "3",
         "--epochs", "1", "--log-every", "1"])
     assert result.exit_code == 0, result.output
