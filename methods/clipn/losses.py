@@ -97,9 +97,11 @@ def clipn_loss(
 ) -> ClipnLoss:
     """``0.5 * (L_yes + L_no + L_tso)`` over the global batch (all-gathered under DDP when ``gather``).
 
-    Features are cast to float32 first, so the loss is computed in full precision under autocast.
+    Features are cast to float32 and L2-normalised again first: under bf16/fp16 autocast a "normalised"
+    vector can have norm 1.004, and ``2 - 2<g, g_no>`` then dips below zero inside TSO's square root
+    when the two towers agree (as they do at initialisation).
     """
-    feats = [x.float() for x in (image_features, text_features, no_text_features)]
+    feats = [F.normalize(x.float(), dim=-1) for x in (image_features, text_features, no_text_features)]
     if gather:
         feats = [gather_keep_own_grad(x) for x in feats]
     f, g, g_no = feats

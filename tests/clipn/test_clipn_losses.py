@@ -71,3 +71,10 @@ def test_gather_is_identity_in_one_process():
 def test_itbo_rejects_unpaired_batches():
     with pytest.raises(ValueError):
         itbo_loss(torch.zeros(2, 3), torch.zeros(3, 3), torch.zeros(2, 3))
+
+
+def test_clipn_loss_renormalises_low_precision_features():
+    g = torch.nn.functional.normalize(torch.randn(4, 6), dim=-1) * 1.004  # a bf16 "unit" vector's norm
+    assert torch.isnan(tso_loss(g, g)).item()  # the raw formula takes a negative square root
+    loss = clipn_loss(g, g, g.clone(), scale=100.0, gather=False)
+    assert loss.tso.item() == pytest.approx(2 - math.sqrt(1e-4), abs=1e-4)

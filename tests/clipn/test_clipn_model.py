@@ -84,3 +84,26 @@ def test_class_heads_are_normalised_sums(clipn, tiny_backbone):
     assert torch.allclose(yes, want_yes, atol=1e-5) and torch.allclose(no, want_no, atol=1e-5)
     assert not torch.allclose(yes, no, atol=1e-3)  # the prompt offset changed the "no" side
     assert torch.allclose(ensemble(torch.ones(4, 3), 2), torch.full((2, 3), 3 ** -0.5))
+
+
+def test_other_tower_sizes_and_a_linear_projection(tmp_path):
+    """Width 48, context 32 and an nn.Linear text projection (proj_bias): nothing assumes ViT-B's 512 / 77."""
+    from methods.clipn.checkpoint import checkpoint_meta, load_clipn, save_weights
+    from oodbench.backbone import Backbone, BackboneSpec
+
+    backbone = Backbone.load(BackboneSpec("oodbench-tiny-linproj", "none"))
+    clipn = CLIPN(backbone.model)
+    assert clipn.no.prompt_no.shape == (16, 32, 48)
+    assert isinstance(clipn.no.text_projection_no, torch.nn.Linear)
+    tokens = backbone.tokenizer(["a red circle", "two blue squares on a table"])
+    clipn.eval()
+    assert torch.allclose(clipn.encode_text_no(tokens), clipn.encode_text(tokens), atol=1e-6)
+    clipn.train()
+    loss = clipn_loss(clipn.encode_image(torch.randn(2, 3, 32, 32)), clipn.encode_text(tokens),
+                      clipn.encode_text_no(tokens, torch.tensor([1, 16])), gather=False)
+    loss.total.backward()
+    assert clipn.no.text_projection_no.bias.grad is not None
+    path = tmp_path / "lin.safetensors"
+    save_weights(path, clipn, checkpoint_meta(clipn, backbone.identity))
+    loaded, _ = load_clipn(path, backbone.model)
+    assert torch.equal(loaded.no.text_projection_no.weight, clipn.no.text_projection_no.weight)

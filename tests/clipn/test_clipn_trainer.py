@@ -194,3 +194,12 @@ def test_too_little_data_for_one_step(tmp_path):
     path = write_pairs_csv(tmp_path / "few", 3)
     with pytest.raises(TrainingError, match="fewer than one optimiser step.*--batch-size"):
         train(config(path, tmp_path / "run"))
+
+
+def test_bf16_autocast_with_accumulation_and_warmup_on_the_cpu(tmp_path, pairs_csv):
+    result = train(config(pairs_csv, tmp_path / "bf16", precision="bf16", accum_steps=2, warmup=2, max_steps=2,
+                          grad_checkpointing=True))
+    assert result.step == 2 and all(math.isfinite(v) for v in result.last.values())
+    log = [json.loads(line) for line in (tmp_path / "bf16" / "log.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in log] == pytest.approx([0.5e-3, 1e-3])  # warm-up: lr * (step + 1) / 2
+    assert json.loads((tmp_path / "bf16" / "config.json").read_text())["precision_used"] == "bf16"
