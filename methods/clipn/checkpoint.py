@@ -140,7 +140,12 @@ def _read_safetensors(path: Path) -> ClipnCheckpoint:
 
 def _read_official(path: Path) -> ClipnCheckpoint:
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        try:  # memory-mapped: a released file is ~1 GB, mostly optimiser state that is never read
+            blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):  # files in torch's legacy (non-zip) format cannot be mapped
+                raise
+            blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickled code, truncated files, other formats
         raise CheckpointError(
             f"Could not read {path} as a CLIPN checkpoint ({type(exc).__name__}: {str(exc)[:300]}). oodbench "

@@ -85,24 +85,26 @@ class CsvPairs(PairSource):
                     f"{path} (read with separator {sep!r}) has the columns {columns}, but the image column "
                     f"{image_column!r} and the caption column {caption_column!r} were asked for. Name them "
                     "with --image-column / --caption-column (and --separator if the split is wrong).")
-            root = path.parent
-            self.images: list[str] = []
-            self.captions: list[str] = []
+            images: list[str] = []
+            captions: list[str] = []
             for row in reader:
                 image, caption = row[image_column], row[caption_column]
                 if image is None or caption is None:
-                    raise DataError(f"{path}, data row {len(self.images) + 1}, has fewer fields than the "
+                    raise DataError(f"{path}, data row {len(images) + 1}, has fewer fields than the "
                                     f"header {columns}.")
-                self.images.append(str(root / image) if not Path(image).is_absolute() else image)
-                self.captions.append(caption)
-        if not self.images:
+                images.append(image)
+                captions.append(caption)
+        if not images:
             raise DataError(f"{path} has a header but no pairs.")
+        self.root = path.parent
+        self.images = StringTable(images)
+        self.captions = StringTable(captions)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def load(self, index: int) -> tuple[Image.Image, str]:
-        path = self.images[index]
+        path = str(self.root / self.images[index])  # an absolute path stays as it is
         try:
             with Image.open(path) as im:
                 image = im.convert("RGB")
@@ -114,6 +116,26 @@ class CsvPairs(PairSource):
     def fingerprint(self) -> dict[str, Any]:
         st = self.path.stat()
         return {"kind": "csv", "path": str(self.path.resolve()), "size": st.st_size, "n": len(self)}
+
+
+class StringTable:
+    """Strings packed into one byte array plus offsets.
+
+    A list of millions of Python strings is touched by reference counting in every DataLoader worker and
+    so copied into each of them; two numpy arrays stay shared (CC3M: ~0.3 GB once instead of per worker).
+    """
+
+    def __init__(self, items: Sequence[str]) -> None:
+        blobs = [x.encode("utf-8") for x in items]
+        self.offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in blobs], out=self.offsets[1:])
+        self.data = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, index: int) -> str:
+        return self.data[self.offsets[index]:self.offsets[index + 1]].tobytes().decode("utf-8")
 
 
 # --------------------------------------------------------------------------------------------- tar shards
