@@ -194,7 +194,8 @@ def quoted(templates: Sequence[str]) -> list[str]:
 
 
 def format_prompts(class_names: Sequence[str], templates: Sequence[str]) -> list[str]:
-    """Class-major prompts ``[t.format(c) for c in class_names for t in templates]`` (no ``{}``: append)."""
+    """Class-major prompts ``[t.format(c) for c in class_names for t in templates]`` (no ``{}``: append),
+    the rule of :meth:`oodbench.backbone.Backbone.class_text_features`."""
     return [t.format(c) if "{" in t else f"{t} {c}" for c in class_names for t in templates]
 
 
@@ -241,14 +242,13 @@ def class_heads(
 
     Every class prompt of every template is encoded by the frozen "yes" tower and by the "no" tower
     (eval mode: the mean prompt); per class the template embeddings are L2-normalised, summed and
-    normalised again. The learnable variant feeds the *same* templates to both towers; the hand-crafted
-    variant feeds ``no_templates`` (its "no" pool) to the "no" tower.
+    normalised again (a mean gives the same). The learnable variant feeds the *same* templates to both
+    towers; the hand-crafted variant feeds ``no_templates`` (its "no" pool) to the "no" tower.
     """
     names = list(class_names)
-    yes_feats = backbone.encode_texts(format_prompts(names, templates), desc="CLIPN yes prompts")
+    yes = backbone.class_text_features(names, templates)  # the frozen tower: the backbone's own (cached)
     no_prompts = format_prompts(names, no_templates if no_templates is not None else templates)
-    no_feats = encode_no_prompts(no, backbone, no_prompts)
-    return ensemble(yes_feats, len(names)), ensemble(no_feats, len(names))
+    return yes, ensemble(encode_no_prompts(no, backbone, no_prompts), len(names))
 
 
 def key_report(missing: Sequence[str], unexpected: Sequence[str], shapes: Sequence[str] = ()) -> str:
