@@ -4,7 +4,10 @@
   learnable additive "no" prompts, or the hand-crafted variant) and the class heads;
 - ``losses``: ITBO and TSO (pure functions, DDP-aware gathering);
 - ``scores``: CTW and ATD scores and their threshold-free decisions (pure functions);
-- ``data`` / ``trainer`` / ``command``: ``oodbench train clipn``;
+- ``scorers``: the ``clipn-ctw`` / ``clipn-atd`` methods (parameters ``checkpoint``, ``scale``,
+  ``quote_templates``);
+- ``data`` / ``trainer`` / ``runtime`` / ``command``: ``oodbench train clipn`` (CSV/TSV or WebDataset shards,
+  torchrun/DDP, AMP, exact ``--resume``);
 - ``checkpoint``: oodbench's compact safetensors files, the released checkpoints, training state;
 - ``prompts.txt``: the 128 positive templates and the hand-crafted "no" pool.
 

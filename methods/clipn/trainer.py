@@ -8,6 +8,8 @@ of the frozen backbone. The reference used 4 GPUs x 512 = 2048 pairs per step on
 
 Scale-out: launched with ``torchrun`` the same command runs under DDP (NCCL on GPUs, Gloo on CPUs); the
 features are all-gathered so every rank computes the loss over the global batch (see ``losses.py``).
+Rank 0 writes the run folder; on several nodes ``--out`` must be on a shared file system (``--resume``
+reads it on every rank).
 Gradient accumulation averages the losses of ``accum_steps`` micro-batches; each micro-batch's
 contrastive negatives are that micro-batch's pairs only.
 
