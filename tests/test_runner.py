@@ -54,3 +54,12 @@ def test_interrupted_encoding_leaves_no_cache_entry(folder_benchmark, tmp_path, 
     assert len(entries) == 1 and entries[0].meta["dataset"] == f"folder:{folder_benchmark['id']}"
     assert not list((tmp_path / "cache" / "images").glob(".tmp-*"))
     assert not (tmp_path / "out").exists()
+
+
+def test_method_errors_come_before_any_encoding(folder_benchmark, tmp_path):
+    from oodbench.errors import OodbenchError
+
+    cfg = config(folder_benchmark, tmp_path, methods=("mcm", "clipn-atd"))  # no CLIPN checkpoint given
+    with pytest.raises(OodbenchError, match="clipn-checkpoint"):
+        run(cfg)
+    assert cfg.store.entries("images") == []
