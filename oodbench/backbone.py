@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from oodbench.distributed import gather_rows, world
 from oodbench.errors import CheckpointError, DataError, OodbenchError, unknown_name_message
 from oodbench.progress import progress_bar
 from oodbench.registry import Registry
@@ -222,7 +223,8 @@ class Backbone:
 
     @property
     def embed_dim(self) -> int:
-        return int(self.encode_texts(["a"], use_cache=False).shape[1])
+        dim = getattr(self.model.visual, "output_dim", None)
+        return int(dim) if dim else int(self.encode_texts(["a"], use_cache=False).shape[1])
 
     def autocast(self) -> Any:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.spec.precision)
@@ -236,13 +238,17 @@ class Backbone:
 
         An item whose ``error`` is non-empty (a file that cannot be decoded) stops the run with a
         :class:`DataError` naming the file(s); nothing is returned, so nothing half-done is cached.
+        Under ``torchrun`` every process encodes a strided share and all get the whole result.
         """
+        rank, size = world()
+        total = len(dataset)
+        shard = dataset if size == 1 else torch.utils.data.Subset(dataset, range(rank, total, size))
         loader = torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+            shard, batch_size=batch_size, shuffle=False, num_workers=workers,
             pin_memory=self.device.type == "cuda", persistent_workers=False)
-        chunks: list[np.ndarray] = []
-        with progress_bar() as bar:
-            task = bar.add_task(desc, total=len(dataset))
+        chunks: list[torch.Tensor] = []
+        with progress_bar(disable=rank != 0) as bar:
+            task = bar.add_task(desc if size == 1 else f"{desc} (rank 0 of {size})", total=len(shard))
             for images, _labels, errors in loader:
                 bad = [e for e in errors if e]
                 if bad:
@@ -251,11 +257,13 @@ class Backbone:
                         "file(s) and run again; nothing was cached for this data set.")
                 with self.autocast():
                     feats = self.model.encode_image(images.to(self.device, non_blocking=True))
-                chunks.append(F.normalize(feats.float(), dim=-1).cpu().numpy())
+                chunks.append(F.normalize(feats.float(), dim=-1))
                 bar.advance(task, len(images))
-        if not chunks:
+        if not chunks and size == 1:
             raise DataError(f"No images to encode ({desc}).")
-        return np.concatenate(chunks).astype(np.float32, copy=False)
+        local = torch.cat(chunks) if chunks else torch.empty(0, self.embed_dim, device=self.device)
+        # Under torchrun each process encodes every size-th image; the rows are put back in order.
+        return gather_rows(local, total).cpu().numpy().astype(np.float32, copy=False)
 
     # ----------------------------------------------------------------------------- texts
     @torch.no_grad()

@@ -168,6 +168,8 @@ def run(
         templates=_read_templates(templates), method_params=method_params, words_file=words,
     )
     results = run_benchmark(cfg)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun only rank 0 reports
     if not results:
         console.print("Nothing to do: every result exists (--skip-existing).")
         return

@@ -7,6 +7,7 @@ all methods costs one encoding pass plus each method's text side.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import time
@@ -21,6 +22,7 @@ import torch
 from oodbench import __version__
 from oodbench.backbone import Backbone, BackboneSpec
 from oodbench.data.base import DataContext, ImageSet, open_dataset
+from oodbench.distributed import Dist, broadcast, setup_distributed, world
 from oodbench.errors import OodbenchError
 from oodbench.features import FeatureStore
 from oodbench.metrics import decision_rates, id_accuracy, ood_metrics
@@ -84,17 +86,26 @@ def resolve_methods(names: list[str]) -> list[str]:
 
 
 def encode_dataset(backbone: Backbone, dataset: ImageSet, store: FeatureStore, batch_size: int,
-                   workers: int) -> EncodedSet:
-    """Image features of ``dataset``, from the cache or encoded once and cached."""
+                   workers: int) -> EncodedSet | None:
+    """Image features of ``dataset``, from the cache or encoded once and cached.
+
+    Under torchrun every process takes part in encoding; only rank 0 reads and writes the cache and
+    gets the features back (the others get None).
+    """
+    main = world()[0] == 0
     key = {"backbone": backbone.identity, "dataset": dataset.identity}
-    found = store.load("images", key)
-    if found is not None:
+    found = store.load("images", key) if main else None
+    if broadcast(found is not None):
+        if not main:
+            return None
         log.info("%s: %d cached image features", dataset.name, len(found["features"]))
         feats = torch.from_numpy(np.array(found["features"], dtype=np.float32))
         return EncodedSet(dataset.name, feats, np.array(found["labels"]), dataset.identity, True)
     dataset.with_transform(backbone.preprocess)
     feats_np = backbone.encode_images(dataset, batch_size=batch_size, workers=workers,
                                       desc=f"encoding {dataset.name}")
+    if not main:
+        return None
     store.save("images", key, {"features": feats_np, "labels": dataset.labels},
                meta={"dataset": dataset.name, "backbone": backbone.slug})
     return EncodedSet(dataset.name, torch.from_numpy(feats_np), dataset.labels, dataset.identity, False)
@@ -132,7 +143,19 @@ def versions() -> dict[str, str]:
 
 
 def run(cfg: RunConfig) -> list[ResultSet]:
-    """Run every method of ``cfg`` on its benchmark; save and return one ResultSet per method."""
+    """Run every method of ``cfg`` on its benchmark; save and return one ResultSet per method.
+
+    Under ``torchrun`` (WORLD_SIZE > 1) the processes share the image encoding; rank 0 fits, scores and
+    writes everything, the other ranks return an empty list.
+    """
+    env = setup_distributed(cfg.backbone.device)
+    try:
+        return _run(cfg, env)
+    finally:
+        env.close()
+
+
+def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
     bench = cfg.benchmark
     methods = resolve_methods(cfg.methods)
     # Build every scorer before loading anything, so that a bad parameter fails at once.
@@ -148,10 +171,11 @@ def run(cfg: RunConfig) -> list[ResultSet]:
     if not ood_sets:
         raise OodbenchError(f"Benchmark {bench.name!r} has no OOD sets; pass --ood NAME[,NAME...].")
 
-    backbone = Backbone.load(cfg.backbone, cache_dir=cfg.store.root)
+    spec = cfg.backbone if env.world_size == 1 else dataclasses.replace(cfg.backbone, device=str(env.device))
+    backbone = Backbone.load(spec, cache_dir=cfg.store.root)
     backbone.store = cfg.store
-    todo = [m for m in methods
-            if not (cfg.skip_existing and result_path(cfg.out_dir, bench.name, backbone.slug, m).is_file())]
+    todo = broadcast([m for m in methods if not (
+        cfg.skip_existing and result_path(cfg.out_dir, bench.name, backbone.slug, m).is_file())])
     for m in set(methods) - set(todo):
         log.info("skipping %s: %s exists (--skip-existing)", m,
                  result_path(cfg.out_dir, bench.name, backbone.slug, m))
@@ -167,7 +191,7 @@ def run(cfg: RunConfig) -> list[ResultSet]:
     # Every method's text side first: methods never need images, so a missing checkpoint or lexicon
     # fails before the (long) encoding pass.
     fit_s = {}
-    for name in todo:
+    for name in todo if env.main else []:
         t = time.perf_counter()
         with torch.no_grad():
             scorers[name].fit(ctx)
@@ -177,6 +201,8 @@ def run(cfg: RunConfig) -> list[ResultSet]:
     id_enc = encode_dataset(backbone, id_set, cfg.store, cfg.batch_size, cfg.workers)
     ood_enc = [encode_dataset(backbone, s, cfg.store, cfg.batch_size, cfg.workers) for s in ood_sets]
     encode_s = time.perf_counter() - t0
+    if not env.main or id_enc is None:
+        return []
 
     return [score_method(name, scorers[name], ctx, id_enc, ood_enc, cfg, backbone,
                          {"encode_all_sets": encode_s, "fit": fit_s[name]})

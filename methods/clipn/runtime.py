@@ -1,55 +1,15 @@
-"""Process-level plumbing of CLIPN training: torch.distributed set-up, precision, RNG state, determinism."""
+"""Process-level plumbing of CLIPN training: precision, RNG state, determinism (process groups: oodbench.distributed)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
 from oodbench.errors import OodbenchError
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-    owns_group: bool = False
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world_size > 1:
-            dist.barrier()
-
-
-def setup_distributed(device: str) -> Dist:
-    """One process, or torchrun's environment (WORLD_SIZE > 1): NCCL on GPUs, Gloo on CPUs."""
-    from oodbench.backbone import resolve_device
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist(device=resolve_device(device))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    want = resolve_device(device)
-    if want.type == "cuda":
-        torch.cuda.set_device(local_rank)
-        dev = torch.device("cuda", local_rank)
-    else:
-        dev = torch.device("cpu")
-    owns = not dist.is_initialized()
-    if owns:
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), local_rank, dev, owns)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -62,8 +62,8 @@ from methods.clipn.runtime import (
     deterministic_kernels,
     resolve_precision,
     restore_rng,
-    setup_distributed,
 )
+from oodbench.distributed import setup_distributed
 from oodbench.errors import OodbenchError, TrainingError
 
 log = logging.getLogger(__name__)
