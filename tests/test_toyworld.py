@@ -253,10 +253,6 @@ def test_lexicon_is_the_whole_vocabulary():
 # ----------------------------------------------------------------------------------------- the tiny CLIP
 @pytest.fixture(scope="module")
 def toyclip():
-    from oodbench.toyworld.weights import WEIGHTS_FILE
-
-    if not WEIGHTS_FILE.is_file():  # TODO(toyworld): remove once the trained weights are committed
-        pytest.skip("toyclip weights not trained yet")
     from oodbench.backbone import Backbone, BackboneSpec
 
     return Backbone.load(BackboneSpec("toyclip", "toyworld", device="cpu"))

@@ -145,17 +145,20 @@ def save(model: nn.Module, path: Path, metadata: dict[str, str]) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--warmup", type=int, default=150)
     p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--pool-size", type=int, default=50000)
-    p.add_argument("--texture-fraction", type=float, default=0.15)
+    p.add_argument("--pool-size", type=int, default=40000)
+    p.add_argument("--texture-fraction", type=float, default=0.3)
+    p.add_argument("--max-logit-scale", type=float, default=16.0,
+                   help="cap on the learnable logit scale exp(t); a low cap keeps pushing negatives apart")
     p.add_argument("--model", default="toyclip", help="open_clip model config (oodbench/model_configs)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (0: torch's default); results depend on it, 1 is fastest on a busy CPU")
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--log-every", type=int, default=100)
     p.add_argument("--output", type=Path, default=Path("oodbench/assets/toyclip.safetensors"))
     return p.parse_args(argv)
 
@@ -214,8 +217,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         loss.backward()
         opt.step()
         with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
-        running += float(loss)
+            model.logit_scale.clamp_(0, math.log(args.max_logit_scale))
+        running += loss.item()
         if (step + 1) % args.log_every == 0:
             elapsed = time.time() - t_train
             log.info("step %d/%d loss %.3f lr %.2e scale %.1f | %.2f s/step, %.1f min left", step + 1,
