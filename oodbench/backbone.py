@@ -176,6 +176,8 @@ class Backbone:
             sha = sha256_file(pretrained_path, cache_dir)
             identity["checkpoint_sha256"] = sha
             identity["checkpoint"] = pretrained_path.name
+            if pretrained in BUNDLED_WEIGHTS:
+                identity["bundled"] = pretrained
             if quick_gelu is None:
                 quick_gelu = _needs_quick_gelu(model_name, pretrained_path, sha)
         else:
@@ -211,8 +213,9 @@ class Backbone:
 
     @property
     def slug(self) -> str:
-        """Human-readable name for result paths: ``<model>_<tag or checkpoint stem>``."""
-        src = self.identity.get("pretrained") or Path(self.identity.get("checkpoint", "file")).stem
+        """Human-readable name for result paths: ``<model>_<tag, bundled name or checkpoint stem>``."""
+        src = (self.identity.get("pretrained") or self.identity.get("bundled")
+               or Path(self.identity.get("checkpoint", "file")).stem)
         return f"{self.identity['model']}_{src}".replace("/", "-")
 
     @property
