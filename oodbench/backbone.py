@@ -191,6 +191,9 @@ class Backbone:
             kwargs["force_quick_gelu"] = True
         if tag is None and pretrained_path is None:
             torch.manual_seed(spec.seed)  # "none": random weights, reproducible per seed
+        quiet = _DropMessage("No pretrained weights loaded") if pretrained_path is not None else None
+        if quiet:  # open_clip warns about random weights, but we load the file right after
+            logging.getLogger().addFilter(quiet)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 model_name, pretrained=tag, device="cpu", **kwargs)
@@ -325,6 +328,15 @@ class Backbone:
     def logit_scale(self) -> float:
         scale = getattr(self.model, "logit_scale", None)
         return float(scale.exp().item()) if scale is not None else 100.0
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
 
 
 def _sha_lines(lines: Sequence[str]) -> str:
