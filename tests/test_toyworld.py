@@ -294,3 +294,42 @@ def test_bundled_weights_classify_and_detect(toyclip, toy_root):
         s_id, s_ood = mcm(x), mcm(feats[ood][0])
         auroc = roc_auc_score(np.r_[np.ones(len(s_id)), np.zeros(len(s_ood))], np.r_[s_id, s_ood])
         assert auroc >= floor, (ood, auroc)
+
+
+def test_bundled_clipn_fits_the_bundled_backbone(toyclip):
+    from methods.clipn.checkpoint import load_clipn, resolve_checkpoint
+    from oodbench.toyworld.weights import CLIPN_FILE
+
+    path = resolve_checkpoint("toyworld")
+    assert path == CLIPN_FILE and path.stat().st_size < 12e6
+    clipn, _ = load_clipn(path, toyclip.model, toyclip.identity)  # strict keys + backbone fingerprint
+    assert clipn is not None
+
+
+# ----------------------------------------------------------------------------------------- suite, pairs
+def test_suite_names_registered_things_and_valid_params():
+    from oodbench.backbone import BUNDLED_WEIGHTS
+    from oodbench.benchmarks import BENCHMARKS
+    from oodbench.catalog import load_all
+    from oodbench.lexicon import LEXICONS
+    from oodbench.scorer import METHODS
+
+    load_all()
+    spec = BENCHMARKS.get("toyworld")
+    assert spec.id == "toyworld" and spec.ood == ("toyworld-near", "toyworld-far")
+    assert all(name in DATASETS for name in spec.datasets)
+    assert spec.lexicon in LEXICONS and spec.pretrained in BUNDLED_WEIGHTS and spec.model == "toyclip"
+    assert spec.templates == ("a photo of a {}",)
+    for method, params in spec.params.items():
+        METHODS.get(method).from_params(params)  # unknown parameter names fail here
+
+
+def test_pairs_csv(tmp_path):
+    from oodbench.toyworld.pairs import write_pairs
+
+    path = write_pairs(WORLD, tmp_path, n_per_class=1, seed=3)
+    rows = list(csv.DictReader(path.open()))
+    assert len(rows) == len(WORLD.object_names) + len(WORLD.scene_textures)
+    assert all((tmp_path / r["filepath"]).is_file() and r["title"].startswith("a photo of a ") for r in rows)
+    again = write_pairs(WORLD, tmp_path / "again", n_per_class=1, seed=3)
+    assert again.read_text() == path.read_text()
