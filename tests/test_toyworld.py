@@ -131,7 +131,8 @@ def test_caption_grammar():
             m = OBJECT_CAPTION.match(cap)
             assert m and m["object"] == name, cap
     tex = sample_texture_scene(WORLD, scene_rng(1, "caps", 99), texture="dotted")
-    assert all_captions(WORLD, tex) == ["a photo of a dotted texture", f"a photo of a {tex.colour} dotted texture"]
+    assert all_captions(WORLD, tex) == ["a photo of a dotted texture",
+                                       f"a photo of a {tex.colour} dotted texture"]
 
 
 def test_batch_captions_are_unique():

@@ -1,6 +1,7 @@
 """Train toyworld's tiny CLIP (open_clip config ``toyclip``) contrastively on generated image-caption pairs.
 
-    .venv/bin/python benchmarks/toyworld/train_toyclip.py --seed 0 --output oodbench/assets/toyclip.safetensors
+    .venv/bin/python benchmarks/toyworld/train_toyclip.py --seed 0 \
+        --output oodbench/assets/toyclip.safetensors
 
 What it does, and why (see /work/shared/research/toyworld_probe.md and benchmarks/toyworld/README.md):
 
@@ -26,6 +27,7 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +39,7 @@ from oodbench.backbone import register_model_configs
 from oodbench.progress import setup_logging
 from oodbench.text import TextTower, encode_tokens
 from oodbench.toyworld.captions import all_captions, unique_batch_captions
-from oodbench.toyworld.quickeval import eval_images, summarise
+from oodbench.toyworld.quickeval import EvalImages, eval_images, summarise
 from oodbench.toyworld.render import render_scene
 from oodbench.toyworld.scene import GENERATOR_VERSION, Scene, sample_mixed_scene, scene_rng
 from oodbench.toyworld.world import World, load_world
@@ -70,7 +72,7 @@ class CompactEmbedding(nn.Module):
             full.weight[self.used_ids] = self.weight
 
 
-def world_token_ids(tokenizer, world: World) -> torch.Tensor:  # type: ignore[no-untyped-def]
+def world_token_ids(tokenizer: Callable[..., torch.Tensor], world: World) -> torch.Tensor:
     """Every token id a caption or a benchmark prompt of this world can contain (plus padding)."""
     words = {*world.object_names, *world.colours, *world.sizes, *world.texture_words,
              *world.position_phrases.values()}
@@ -119,7 +121,8 @@ def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
 
 
 @torch.no_grad()
-def quick_eval(model: nn.Module, tower: TextTower, tokenizer, world: World, ev, mean, std) -> dict:  # type: ignore[no-untyped-def]
+def quick_eval(model: nn.Module, tower: TextTower, tokenizer: Callable[..., torch.Tensor], world: World,
+               ev: EvalImages, mean: torch.Tensor, std: torch.Tensor) -> dict[str, float]:
     model.eval()
     feats = []
     for s in range(0, len(ev.images), 512):
@@ -156,7 +159,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="cap on the learnable logit scale exp(t); a low cap keeps pushing negatives apart")
     p.add_argument("--model", default="toyclip", help="open_clip model config (oodbench/model_configs)")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (0: torch's default); results depend on it, 1 is fastest on a busy CPU")
+                   help="torch threads (0: torch's default); results depend on it; 1 is fastest on a "
+                        "busy CPU")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--log-every", type=int, default=100)
     p.add_argument("--output", type=Path, default=Path("oodbench/assets/toyclip.safetensors"))
@@ -227,7 +231,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             running = 0.0
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             metrics = quick_eval(model, tower, tokenizer, world, ev, mean, std)
-            log.info("step %d quick eval: %s", step + 1, json.dumps({k: round(v, 4) for k, v in metrics.items()}))
+            rounded = {k: round(v, 4) for k, v in metrics.items()}
+            log.info("step %d quick eval: %s", step + 1, json.dumps(rounded))
 
     compact.write_back(full_embedding)
     model.token_embedding = full_embedding
@@ -245,8 +250,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "example_caption": all_captions(world, scenes[0])[-1],
     }
     save(model, args.output, metadata)
-    log.info("saved %s (%.1f MB) after %.1f min: %s", args.output, args.output.stat().st_size / 1e6, wall / 60,
-             json.dumps(metrics))
+    size_mb = args.output.stat().st_size / 1e6
+    log.info("saved %s (%.1f MB) after %.1f min: %s", args.output, size_mb, wall / 60, json.dumps(metrics))
     return metrics
 
 

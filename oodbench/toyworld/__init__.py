@@ -23,7 +23,13 @@ from oodbench.toyworld import datasets, lexicon, weights
 from oodbench.toyworld.captions import all_captions, full_caption, sample_caption, unique_batch_captions
 from oodbench.toyworld.generate import SplitSpec, ensure_split
 from oodbench.toyworld.render import render_scene
-from oodbench.toyworld.scene import GENERATOR_VERSION, Scene, sample_object_scene, sample_texture_scene, scene_rng
+from oodbench.toyworld.scene import (
+    GENERATOR_VERSION,
+    Scene,
+    sample_object_scene,
+    sample_texture_scene,
+    scene_rng,
+)
 from oodbench.toyworld.world import World, load_world
 
 __all__ = [

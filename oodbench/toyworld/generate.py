@@ -22,7 +22,13 @@ from typing import Any
 from oodbench.progress import progress_bar
 from oodbench.toyworld.captions import full_caption
 from oodbench.toyworld.render import render_scene
-from oodbench.toyworld.scene import GENERATOR_VERSION, Scene, sample_object_scene, sample_texture_scene, scene_rng
+from oodbench.toyworld.scene import (
+    GENERATOR_VERSION,
+    Scene,
+    sample_object_scene,
+    sample_texture_scene,
+    scene_rng,
+)
 from oodbench.toyworld.world import World
 
 log = logging.getLogger(__name__)

@@ -82,8 +82,8 @@ def gear(teeth: int, r_out: float, r_in: float) -> list[Point]:
 def spiral(turns: float, r: float) -> list[Point]:
     """Archimedean spiral from the centre out to radius r (an open line)."""
     n = int(CURVE_STEPS * turns)
-    return [(r * (k / n) * math.cos(2 * math.pi * turns * k / n), r * (k / n) * math.sin(2 * math.pi * turns * k / n))
-            for k in range(n + 1)]
+    angles = [2 * math.pi * turns * k / n for k in range(n + 1)]
+    return [(r * (k / n) * math.cos(a), r * (k / n) * math.sin(a)) for k, a in enumerate(angles)]
 
 
 def wave(cycles: float, amplitude: float) -> list[Point]:

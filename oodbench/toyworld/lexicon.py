@@ -1,4 +1,4 @@
-"""The ``toyworld`` lexicon: the whole vocabulary of the toy world, as candidate words for NegLabel / ZOC-lite.
+"""The ``toyworld`` lexicon: the toy world's whole vocabulary, as candidate words for NegLabel / ZOC-lite.
 
 Object names are nouns (ID class names included: methods remove the ID names themselves); texture,
 colour and size words are adjectives. Option ``parts`` picks which groups to include (default all:
@@ -56,7 +56,8 @@ def toyworld_lexicon(options: dict[str, Any]) -> Lexicon:
     parts = options.get("parts")
     words, tags = toyworld_words(parts)
     world = load_world()
-    return Lexicon(words, tags, source=f"toyworld vocabulary {parts or list(PARTS)} (world sha256 {world.sha256[:12]})")
+    source = f"toyworld vocabulary {parts or list(PARTS)} (world sha256 {world.sha256[:12]})"
+    return Lexicon(words, tags, source=source)
 
 
 def register() -> None:

@@ -53,7 +53,8 @@ def eval_images(world: World, seed: int, n_id_per_class: int, n_near: int, n_far
     return EvalImages(np.stack([np.asarray(im) for im in images]), np.asarray(labels), np.asarray(groups))
 
 
-def mcm_scores(image_features: torch.Tensor, class_features: torch.Tensor, temperature: float = 1.0) -> np.ndarray:
+def mcm_scores(image_features: torch.Tensor, class_features: torch.Tensor,
+               temperature: float = 1.0) -> np.ndarray:
     """MCM (Ming et al., 2022): max softmax of cosine / T over the ID classes; higher = more ID."""
     return torch.softmax(image_features @ class_features.T / temperature, dim=1).amax(dim=1).numpy()
 
