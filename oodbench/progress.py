@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -22,8 +21,8 @@ console = Console(stderr=True)
 
 
 def progress_bar(disable: bool = False, *extra_columns) -> Progress:  # type: ignore[no-untyped-def]
-    """A rich progress bar on stderr; hidden when ``disable`` or ``OODBENCH_NO_PROGRESS`` is set."""
-    disable = disable or bool(os.environ.get("OODBENCH_NO_PROGRESS"))
+    """A rich progress bar on stderr; hidden when ``disable``, ``OODBENCH_NO_PROGRESS`` or no terminal."""
+    disable = disable or bool(os.environ.get("OODBENCH_NO_PROGRESS")) or not console.is_terminal
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -33,18 +32,23 @@ def progress_bar(disable: bool = False, *extra_columns) -> Progress:  # type: ig
         *extra_columns,
         console=console,
         disable=disable,
-        transient=not sys.stderr.isatty(),
+        transient=False,
     )
 
 
 def setup_logging(verbose: int = 0) -> None:
-    level = logging.WARNING - 10 * verbose if verbose else logging.INFO
+    """oodbench's own messages at INFO; other libraries' (open_clip logs to the root) at WARNING.
+
+    ``-v`` lets every library's INFO through, ``-vv`` DEBUG.
+    """
     logging.basicConfig(
-        level=max(level, logging.DEBUG),
+        level=logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG,
         format="%(message)s",
         datefmt="[%X]",
         handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
         force=True,
     )
+    for ours in ("oodbench", "methods"):
+        logging.getLogger(ours).setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
     for noisy in ("PIL", "matplotlib", "urllib3", "filelock", "huggingface_hub", "timm"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
