@@ -8,15 +8,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 os.environ.setdefault("OODBENCH_NO_PROGRESS", "1")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
-TINY = "oodbench-tiny"
+from testkit import TINY, write_images  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -31,21 +29,6 @@ def _isolated_cache(tmp_path, monkeypatch):
     """Never touch the user's ~/.cache/oodbench or results/ from a test."""
     monkeypatch.setenv("OODBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("OODBENCH_DATA", raising=False)
-
-
-def write_images(folder: Path, n: int, colour: tuple[int, int, int], seed: int, size: int = 32) -> list[Path]:
-    """``n`` small PNGs: a coloured square on noise, different per index."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        arr = rng.integers(0, 60, size=(size, size, 3), dtype=np.uint8)
-        x, y = rng.integers(0, size // 2, size=2)
-        arr[y:y + size // 2, x:x + size // 2] = colour
-        p = folder / f"img_{i:03d}.png"
-        Image.fromarray(arr).save(p)
-        paths.append(p)
-    return paths
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from oodbench.errors import CheckpointError, OodbenchError
 from oodbench.features import FeatureStore
 from oodbench.text import TextTower, encode_tokens
 
-from conftest import TINY
+from testkit import TINY
 
 PROMPTS = ["a photo of a cat", "the nice dog", "x", "This is a striped photo",
            "a much longer prompt about a very specific thing that goes on and on for a while"]

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from oodbench.cli import app
 from oodbench.results import ResultSet
 
-from conftest import TINY
+from testkit import TINY
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ import torch
 
 from oodbench.distributed import gather_rows
 
-from conftest import TINY
+from testkit import TINY
 
 
 def test_gather_rows_is_identity_in_one_process():

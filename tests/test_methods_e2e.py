@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from oodbench.cli import app
 
-from conftest import TINY
+from testkit import TINY
 
 runner = CliRunner()
 WORDS = ["house", "tree", "car", "ocean", "music", "chair", "cloud", "river", "guitar", "lamp",

@@ -10,7 +10,7 @@ from oodbench.data.base import DataContext, FileImageSet
 from oodbench.features import FeatureStore
 from oodbench.runner import RunConfig, run
 
-from conftest import TINY
+from testkit import TINY
 
 
 def config(bench, tmp_path, methods=("msp", "mcm")) -> RunConfig:
