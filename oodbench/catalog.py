@@ -25,10 +25,6 @@ def load_all() -> None:
     if _done:
         return
     for module in REGISTERING_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:  # TODO(lead): drop once every module has landed
-            if exc.name != module:
-                raise
+        importlib.import_module(module)
     load_methods()
     _done = True
