@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from oodbench.scorer import FitContext, MethodInfo, Scorer, register_method
+from oodbench.scorer import ClassHeadScorer, MethodInfo, register_method
 
 DEFAULT_TEMPLATES = ["a photo of a {}"]
 
@@ -29,7 +29,7 @@ def mcm_score(image_features: torch.Tensor, text_features: torch.Tensor, tempera
 
 
 @register_method("mcm")
-class MCM(Scorer):
+class MCM(ClassHeadScorer):
     """MCM with the paper's defaults: T = 1, prompt "a photo of a {}"."""
 
     info = MethodInfo(
@@ -37,14 +37,8 @@ class MCM(Scorer):
         summary="max_i softmax_i(cos(image, class_i) / T), T = 1",
         url="https://github.com/deeplearning-wisc/MCM",
     )
+    default_templates = DEFAULT_TEMPLATES
     temperature: float = 1.0
-
-    def fit(self, ctx: FitContext) -> None:
-        self.text_features = ctx.backbone.class_text_features(
-            ctx.class_names, ctx.templates_or(DEFAULT_TEMPLATES))
 
     def score(self, image_features: torch.Tensor) -> torch.Tensor:
         return mcm_score(image_features, self.text_features, self.temperature)
-
-    def predict_classes(self, image_features: torch.Tensor) -> torch.Tensor:
-        return (image_features @ self.text_features.T).argmax(dim=-1)

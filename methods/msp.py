@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from oodbench.scorer import FitContext, MethodInfo, Scorer, register_method
+from oodbench.scorer import ClassHeadScorer, MethodInfo, register_method
 
 # The same single prompt as MCM, so that MSP vs MCM isolates the temperature (100 vs 1).
 DEFAULT_TEMPLATES = ["a photo of a {}"]
@@ -31,21 +31,15 @@ def msp_score(image_features: torch.Tensor, text_features: torch.Tensor, logit_s
 
 
 @register_method("msp")
-class MSP(Scorer):
+class MSP(ClassHeadScorer):
     """Zero-shot MSP: ``max softmax(100 * cos)``; templates default to "a photo of a {}" (as MCM)."""
 
     info = MethodInfo(
         paper="Hendrycks & Gimpel, ICLR 2017 (zero-shot CLIP variant as in CLIPN, ICCV 2023)",
         summary="max_i softmax_i(100 * cos(image, class_i))",
     )
+    default_templates = DEFAULT_TEMPLATES
     logit_scale: float = 100.0
-
-    def fit(self, ctx: FitContext) -> None:
-        self.text_features = ctx.backbone.class_text_features(
-            ctx.class_names, ctx.templates_or(DEFAULT_TEMPLATES))
 
     def score(self, image_features: torch.Tensor) -> torch.Tensor:
         return msp_score(image_features, self.text_features, self.logit_scale)
-
-    def predict_classes(self, image_features: torch.Tensor) -> torch.Tensor:
-        return (image_features @ self.text_features.T).argmax(dim=-1)

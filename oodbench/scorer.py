@@ -144,6 +144,24 @@ class Scorer(ABC):
         return cls(**kwargs)
 
 
+@dataclass
+class ClassHeadScorer(Scorer):
+    """A scorer whose text side is one prompt-ensembled embedding per ID class (MSP, MCM, ...).
+
+    ``fit`` sets ``self.text_features`` ([C, D], from ``ctx.templates`` or ``default_templates``);
+    ``predict_classes`` is the zero-shot argmax over them. Subclasses only define ``score``.
+    """
+
+    default_templates: ClassVar[list[str]] = ["a photo of a {}"]
+
+    def fit(self, ctx: FitContext) -> None:
+        self.text_features = ctx.backbone.class_text_features(
+            ctx.class_names, ctx.templates_or(self.default_templates))
+
+    def predict_classes(self, image_features: torch.Tensor) -> torch.Tensor:
+        return (image_features @ self.text_features.to(image_features.device).T).argmax(dim=-1)
+
+
 def _convert(value: Any, hint: Any, where: str) -> Any:
     if not isinstance(value, str):
         return value
