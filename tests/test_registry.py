@@ -47,3 +47,32 @@ def test_unknown_method_parameter_is_a_user_error():
         METHODS.get("mcm").from_params({"tempreature": "2"})
     with pytest.raises(OodbenchError, match="cannot read 'hot'"):
         METHODS.get("mcm").from_params({"temperature": "hot"})
+
+
+def test_third_party_method_through_entry_point(monkeypatch):
+    import importlib.metadata as md
+
+    import oodbench.scorer as scorer_mod
+
+    class Energy(Scorer):
+        info = MethodInfo(paper="Liu et al., NeurIPS 2020", summary="logsumexp")
+
+        def fit(self, ctx):
+            pass
+
+        def score(self, image_features):
+            return image_features.sum(-1)
+
+    class FakeEntryPoint:
+        name, value = "energy-test", "pkg.mod:Energy"
+
+        def load(self):
+            return Energy
+
+    monkeypatch.setattr(md, "entry_points", lambda group: [FakeEntryPoint()] if group == "oodbench.methods" else [])
+    monkeypatch.setattr(scorer_mod, "_loaded", False)
+    monkeypatch.setattr(METHODS, "_items", dict(METHODS._items))  # undo the registration afterwards
+    load_methods()
+    cls = METHODS.get("energy-test")
+    assert cls.name == "energy-test" and dataclasses.is_dataclass(cls)
+    assert "mcm" in METHODS
