@@ -235,13 +235,17 @@ def report(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
     long: Annotated[bool, typer.Option(help="One line per (method, OOD set) instead of a leaderboard.")] = False,
     digits: Annotated[int, typer.Option(min=0, max=6, help="Decimals.")] = 2,
+    reference: Annotated[Optional[list[Path]], typer.Option(
+        help="CSV of published numbers to show beside your runs, e.g. "
+             "results/reference/imagenet_vit-b-16.csv (repeatable).")] = None,
 ) -> None:
     """Build leaderboards from result files (FPR95 / AUROC per OOD set, average, ID accuracy)."""
     from oodbench.report import render, write
     from oodbench.results import ResultSet, find_result_files
 
     files = find_result_files(paths or [Path("results")])
-    text = render([ResultSet.load(f) for f in files], format.value, long=long, digits=digits)
+    text = render([ResultSet.load(f) for f in files], format.value, long=long, digits=digits,
+                  references=reference or [])
     write(text, output)
     if output:
         console.print(f"Wrote {output} ({len(files)} result files).")

@@ -27,6 +27,32 @@ def long_table(results: Iterable[ResultSet]) -> pd.DataFrame:
     return df.drop_duplicates(subset=["benchmark", "backbone", "method", "ood"], keep="last")
 
 
+REFERENCE_COLUMNS = ("benchmark", "backbone", "method", "ood", "fpr95", "auroc", "source")
+
+
+def reference_table(path: Path) -> pd.DataFrame:
+    """Published numbers (percent) from a CSV like ``results/reference/*.csv``, as long-table rows.
+
+    Methods are marked ``"<method> (published)"``; metrics are converted to fractions; AUPR and ID
+    accuracy are left empty (the papers' tables rarely give them).
+    """
+    try:
+        ref = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise OodbenchError(f"Cannot read reference numbers {path}: {exc}.") from None
+    missing = [c for c in REFERENCE_COLUMNS if c not in ref.columns]
+    if missing:
+        raise OodbenchError(f"Reference file {path} lacks column(s) {', '.join(missing)}; it needs "
+                            f"{', '.join(REFERENCE_COLUMNS)} (values in percent), one row per OOD set "
+                            "and one with ood = average.")
+    out = ref[["benchmark", "backbone", "method", "ood"]].copy()
+    out["method"] = out["method"].astype(str) + " (published)"
+    out["fpr95"] = ref["fpr95"] / 100.0
+    out["auroc"] = ref["auroc"] / 100.0
+    out["id_accuracy"] = float("nan")
+    return out
+
+
 def wide_table(long: pd.DataFrame, percent: bool = True) -> pd.DataFrame:
     """One row per (benchmark, backbone, method); columns ``<ood> FPR95`` / ``<ood> AUROC``, average, ID acc."""
     scale = 100.0 if percent else 1.0
@@ -46,10 +72,14 @@ def wide_table(long: pd.DataFrame, percent: bool = True) -> pd.DataFrame:
     return df.sort_values(["benchmark", "backbone", "avg FPR95"], kind="stable").reset_index(drop=True)
 
 
-def render(results: Iterable[ResultSet], fmt: str = "md", long: bool = False, digits: int = 2) -> str:
+def render(results: Iterable[ResultSet], fmt: str = "md", long: bool = False, digits: int = 2,
+           references: Iterable[Path] = ()) -> str:
     if fmt not in FORMATS:
         raise OodbenchError(f"Unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}.")
-    table = long_table(results)
+    refs = [reference_table(Path(p)) for p in references]
+    results = list(results)
+    frames = [long_table(results)] if results or not refs else []  # no results and no references: error
+    table = pd.concat([*frames, *refs], ignore_index=True)
     if long:
         return _emit(table, fmt, digits)
     wide = wide_table(table)
