@@ -88,6 +88,8 @@ def render(results: Iterable[ResultSet], fmt: str = "md", long: bool = False, di
     parts = []
     for (bench, backbone), g in wide.groupby(["benchmark", "backbone"], sort=False):
         g = g.drop(columns=["benchmark", "backbone"]).dropna(axis=1, how="all")
+        tail = [c for c in ("avg FPR95", "avg AUROC", "ID acc") if c in g.columns]
+        g = g[[c for c in g.columns if c not in tail] + tail]  # per-set columns, then the summary
         title = f"{bench} — {backbone} (FPR95 ↓, AUROC ↑, %)"
         if fmt == "md":
             parts.append(f"### {title}\n\n{_emit(g, fmt, digits)}")
