@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from methods.mcm import mcm_score
 from oodbench.scorer import ClassHeadScorer, MethodInfo, register_method
 
 # The same single prompt as MCM, so that MSP vs MCM isolates the temperature (100 vs 1).
@@ -26,8 +27,7 @@ def msp_score(image_features: torch.Tensor, text_features: torch.Tensor, logit_s
     Returns:
         [N] scores in (1/C, 1], higher = more ID.
     """
-    logits = logit_scale * (image_features.double() @ text_features.double().T)
-    return torch.softmax(logits, dim=-1).max(dim=-1).values
+    return mcm_score(image_features, text_features, temperature=1.0 / logit_scale)  # the same max-softmax
 
 
 @register_method("msp")

@@ -300,7 +300,6 @@ class NegLabel(Scorer):
         if self.temperature <= 0:
             raise OodbenchError(f"NegLabel's temperature must be positive; got {self.temperature}.")
         self._fitted: dict[str, Any] = {}
-        self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def fit(self, ctx: FitContext) -> None:
         templates = ctx.templates_or([self.noun_template])
@@ -360,7 +359,6 @@ class NegLabel(Scorer):
         self.id_features = id_features
         self.neg_features = neg_features.contiguous()
         self.negative_words = neg_words
-        self._on_device = {}
         n_adj = sum(p == "adj" for p in neg_pos)
         self._fitted = {
             "negatives": len(neg_words),
@@ -380,12 +378,10 @@ class NegLabel(Scorer):
                  len(neg_words), len(neg_words) - n_adj, n_adj, len(words), ", ".join(neg_words[:5]))
 
     def _features(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fitted text features on ``device`` (``.to`` is free when they are there already)."""
         if not hasattr(self, "neg_features"):
             raise RuntimeError("NegLabel.score called before fit")
-        k = str(device)
-        if k not in self._on_device:
-            self._on_device[k] = (self.id_features.to(device), self.neg_features.to(device))
-        return self._on_device[k]
+        return self.id_features.to(device), self.neg_features.to(device)
 
     def score(self, image_features: torch.Tensor) -> torch.Tensor:
         ids, negs = self._features(image_features.device)

@@ -125,7 +125,6 @@ class ZocLite(Scorer):
         if not -1.0 <= self.max_id_cosine <= 1.0:
             raise OodbenchError(f"ZOC-lite's max_id_cosine must lie in [-1, 1]; got {self.max_id_cosine}.")
         self._fitted: dict[str, Any] = {}
-        self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def fit(self, ctx: FitContext) -> None:
         templates = ctx.templates_or([self.template])
@@ -155,7 +154,6 @@ class ZocLite(Scorer):
         self.id_features = id_features
         self.vocab_features = vocab[keep].contiguous()
         self.vocabulary = words
-        self._on_device = {}
         self._fitted = {
             "vocabulary": len(words),
             "vocabulary_head": words[:20],
@@ -171,12 +169,10 @@ class ZocLite(Scorer):
                  len(removed))
 
     def _features(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fitted text features on ``device`` (``.to`` is free when they are there already)."""
         if not hasattr(self, "vocab_features"):
             raise RuntimeError("ZocLite.score called before fit")
-        key = str(device)
-        if key not in self._on_device:
-            self._on_device[key] = (self.id_features.to(device), self.vocab_features.to(device))
-        return self._on_device[key]
+        return self.id_features.to(device), self.vocab_features.to(device)
 
     def score(self, image_features: torch.Tensor) -> torch.Tensor:
         ids, vocab = self._features(image_features.device)
