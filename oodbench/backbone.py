@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: Resize interpolations: open_clip's default is bicubic; MCM's and NegLabel's code resized bilinearly.
+INTERPOLATIONS = ("bicubic", "bilinear")
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
 
 #: Weights shipped inside the package: name -> (open_clip model name, path to the file).
@@ -111,6 +113,7 @@ class BackboneSpec:
     device: str = "auto"
     quick_gelu: bool | None = None  # None = decide automatically
     seed: int = 0  # random initialisation seed, used only with pretrained "none"
+    interpolation: str | None = None  # image resize: None = the model's default (bicubic for CLIP)
 
 
 @dataclass
@@ -189,6 +192,11 @@ class Backbone:
         kwargs: dict[str, Any] = {}
         if quick_gelu:
             kwargs["force_quick_gelu"] = True
+        if spec.interpolation is not None:
+            if spec.interpolation not in INTERPOLATIONS:
+                raise OodbenchError(f"Unknown interpolation {spec.interpolation!r}; choose one of "
+                                    f"{', '.join(INTERPOLATIONS)}.")
+            kwargs["image_interpolation"] = spec.interpolation
         if tag is None and pretrained_path is None:
             torch.manual_seed(spec.seed)  # "none": random weights, reproducible per seed
         quiet = _DropMessage("No pretrained weights loaded") if pretrained_path is not None else None

@@ -125,6 +125,9 @@ def run(
              "for clipn-ctw / clipn-atd.")] = None,
     fpr_convention: Annotated[FprConvention, typer.Option(
         help="FPR95 rule: 'nearest' (MOS/MCM/NegLabel) or 'interpolate' (CLIPN).")] = FprConvention.nearest,
+    interpolation: Annotated[Optional[str], typer.Option(
+        help="Image resize interpolation: bicubic (open_clip's default) or bilinear (as MCM's and "
+             "NegLabel's code resized). Part of the feature cache key.")] = None,
     quick_gelu: Annotated[Optional[bool], typer.Option(
         "--quick-gelu/--no-quick-gelu", help="Force QuickGELU on/off (default: detected for OpenAI-style "
                                              "weight files).")] = None,
@@ -161,7 +164,8 @@ def run(
         backbone=BackboneSpec(
             model=model or bench.model or "ViT-B-16",
             pretrained=pretrained or (bench.pretrained if model in (None, bench.model) else None) or "openai",
-            precision=precision.value, device=device, quick_gelu=quick_gelu, seed=seed),
+            precision=precision.value, device=device, quick_gelu=quick_gelu, seed=seed,
+            interpolation=interpolation),
         data=DataContext(data_root=data_root, download=download, cache_dir=store.root),
         store=store, out_dir=out, batch_size=batch_size, workers=workers, seed=seed,
         skip_existing=skip_existing, fpr_convention=fpr_convention.value,

@@ -142,3 +142,12 @@ def test_bf16_autocast_on_cpu_is_close_to_fp32(tiny_backbone):
     with torch.no_grad():
         f32 = F.normalize(tiny_backbone.model.encode_image(x), dim=-1)
     assert (f16 - f32).abs().max() < 0.05
+
+
+def test_interpolation_is_part_of_the_identity():
+    bicubic = Backbone.load(BackboneSpec(TINY))
+    bilinear = Backbone.load(BackboneSpec(TINY, interpolation="bilinear"))
+    assert "bicubic" in bicubic.identity["preprocess"] and "bilinear" in bilinear.identity["preprocess"]
+    assert bicubic.key != bilinear.key  # so cached image features never mix the two
+    with pytest.raises(OodbenchError, match="Unknown interpolation"):
+        Backbone.load(BackboneSpec(TINY, interpolation="nearest"))
