@@ -381,7 +381,7 @@ def _needs_quick_gelu(model_name: str, path: Path, sha: str) -> bool:
                 if any(n.endswith("constants.pkl") for n in zf.namelist()):
                     log.info("%s is a TorchScript (OpenAI) archive: using QuickGELU", path.name)
                     return True
-    except (OSError, Exception):  # noqa: BLE001 - a detection helper must not fail the load
+    except Exception:  # noqa: BLE001 - a detection helper must not fail the load
         return False
     return False
 
@@ -399,7 +399,7 @@ def load_weights_file(model: nn.Module, path: Path) -> None:
             f"The checkpoint {path} does not fit model {model.__class__.__name__} as configured: "
             f"{summary or text[:600]}. Check that --model names the architecture these weights were "
             "trained with.") from None
-    except (OSError, ValueError, EOFError, Exception) as exc:  # noqa: BLE001 - unreadable files
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
         if isinstance(exc, OodbenchError):
             raise
         raise CheckpointError(f"Could not read the checkpoint {path}: {type(exc).__name__}: {exc}. "
