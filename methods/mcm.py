@@ -6,9 +6,12 @@ prompt "a photo of a {}" as in the reference code (``deeplearning-wisc/MCM``, ``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from oodbench.scorer import ClassHeadScorer, MethodInfo, register_method
+from oodbench.methods.common import max_softmax
+from oodbench.scorer import ClassHeadScorer, MethodInfo
 
 DEFAULT_TEMPLATES = ["a photo of a {}"]
 
@@ -24,11 +27,10 @@ def mcm_score(image_features: torch.Tensor, text_features: torch.Tensor, tempera
     Returns:
         [N] scores in (1/C, 1], higher = more ID.
     """
-    logits = (image_features.double() @ text_features.double().T) / temperature
-    return torch.softmax(logits, dim=-1).max(dim=-1).values
+    return max_softmax(image_features, text_features, temperature)
 
 
-@register_method("mcm")
+@dataclass
 class MCM(ClassHeadScorer):
     """MCM with the paper's defaults: T = 1, prompt "a photo of a {}"."""
 

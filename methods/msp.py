@@ -7,10 +7,12 @@ CLIPN code's MSP row: ``S(x) = max_i softmax_i(s * cos(f(x), t_i))`` with CLIP's
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from methods.mcm import mcm_score
-from oodbench.scorer import ClassHeadScorer, MethodInfo, register_method
+from oodbench.methods.common import max_softmax
+from oodbench.scorer import ClassHeadScorer, MethodInfo
 
 # The same single prompt as MCM, so that MSP vs MCM isolates the temperature (100 vs 1).
 DEFAULT_TEMPLATES = ["a photo of a {}"]
@@ -27,10 +29,10 @@ def msp_score(image_features: torch.Tensor, text_features: torch.Tensor, logit_s
     Returns:
         [N] scores in (1/C, 1], higher = more ID.
     """
-    return mcm_score(image_features, text_features, temperature=1.0 / logit_scale)  # the same max-softmax
+    return max_softmax(image_features, text_features, temperature=1.0 / logit_scale)
 
 
-@register_method("msp")
+@dataclass
 class MSP(ClassHeadScorer):
     """Zero-shot MSP: ``max softmax(100 * cos)``; templates default to "a photo of a {}" (as MCM)."""
 

@@ -21,9 +21,9 @@ from the benchmark or from ``--words FILE``. Differences from the reference, on 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,12 +31,12 @@ import torch
 import torch.nn.functional as F
 
 from oodbench.errors import OodbenchError
-from oodbench.scorer import FitContext, MethodInfo, Scorer, register_method
+from oodbench.hashing import sha256_lines
+from oodbench.methods.common import block_rows
+from oodbench.prompts import fill_template, normalise_name
+from oodbench.scorer import FitContext, MethodInfo, Scorer
 
 log = logging.getLogger(__name__)
-
-#: Elements of one similarity block (rows x columns) held at a time; bounds the memory of big runs.
-BLOCK_ELEMENTS = 1 << 24
 
 OUTPUTS = ("log-odds", "mass")
 
@@ -69,7 +69,7 @@ def similarity_quantile(candidate_features: torch.Tensor, id_features: torch.Ten
     frac = pos - lo
     ids = id_features.to(candidate_features.device, torch.float32)
     out = torch.empty(m, dtype=torch.float64)
-    rows = max(1, BLOCK_ELEMENTS // max(k, 1))
+    rows = block_rows(k)
     from_top = lo >= k // 2  # fetch the fewer order statistics: from the top or from the bottom
     for start in range(0, m, rows):
         sims = candidate_features[start:start + rows].to(torch.float32) @ ids.T
@@ -177,7 +177,7 @@ def neglabel_log_masses(image_features: torch.Tensor, id_text_features: torch.Te
     negs = negs.to(device, torch.float32)
     size = negs.shape[0] // groups
     log_g = math.log(groups)
-    rows = max(1, BLOCK_ELEMENTS // max(negs.shape[0], 1))
+    rows = block_rows(negs.shape[0])
     log_s, log_o = [], []
     for start in range(0, image_features.shape[0], rows):
         x = image_features[start:start + rows].to(torch.float32)
@@ -250,21 +250,7 @@ def _check_dims(a: torch.Tensor, b: torch.Tensor, what_a: str, what_b: str) -> N
 
 
 # ----------------------------------------------------------------------------------------- plumbing
-def normalise_name(name: str) -> str:
-    """Lower case, underscores as spaces, single spaces: how candidate words are matched to class names."""
-    return " ".join(name.replace("_", " ").lower().split())
-
-
-def fill(template: str, word: str) -> str:
-    """``template`` with ``word`` in its ``{}`` (or appended after a space when there is none)."""
-    return template.format(word) if "{" in template else f"{template} {word}"
-
-
-def sha256_lines(lines: list[str]) -> str:
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
-@register_method("neglabel")
+@dataclass
 class NegLabel(Scorer):
     """NegLabel with the reference defaults (see the module docstring)."""
 
@@ -313,7 +299,7 @@ class NegLabel(Scorer):
             raise OodbenchError(
                 f"NegLabel has no candidate words: the lexicon ({lexicon.source}) holds only ID class "
                 "names. Use a larger lexicon or pass --words FILE.")
-        prompts = [fill(self.adj_template if a else self.noun_template, w) for w, a in zip(words, is_adj)]
+        prompts = [fill_template(self.adj_template if a else self.noun_template, w) for w, a in zip(words, is_adj)]
 
         memo: dict[str, torch.Tensor] = {}
 

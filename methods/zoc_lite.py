@@ -21,14 +21,16 @@ same ID text features (ZOC's own prompt, ``"This is a photo of a {}"``, is one p
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from methods.neglabel import BLOCK_ELEMENTS, fill, normalise_name
 from oodbench.errors import OodbenchError
-from oodbench.scorer import FitContext, MethodInfo, Scorer, register_method
+from oodbench.methods.common import block_rows
+from oodbench.prompts import fill_template, normalise_name
+from oodbench.scorer import FitContext, MethodInfo, Scorer
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ def id_leak_mask(vocab_text_features: torch.Tensor, id_text_features: torch.Tens
         max_id_cosine: a word is dropped when ``max_k cos(w, e_k) > max_id_cosine``; 1.0 keeps all.
     """
     ids = id_text_features.to(vocab_text_features.device, torch.float32)
-    rows = max(1, BLOCK_ELEMENTS // max(ids.shape[0], 1))
+    rows = block_rows(ids.shape[0])
     keep = [((vocab_text_features[s:s + rows].to(torch.float32) @ ids.T).amax(dim=1) <= max_id_cosine).cpu()
             for s in range(0, vocab_text_features.shape[0], rows)]
     return torch.cat(keep) if keep else torch.zeros(0, dtype=torch.bool)
@@ -81,7 +83,7 @@ def zoc_lite_score(image_features: torch.Tensor, id_text_features: torch.Tensor,
     ids = id_text_features.to(device, torch.float32)
     vocab = vocab_text_features.to(device, torch.float32)
     k = min(k, vocab.shape[0])
-    rows = max(1, BLOCK_ELEMENTS // max(vocab.shape[0], 1))
+    rows = block_rows(vocab.shape[0])
     out = []
     for start in range(0, image_features.shape[0], rows):
         x = image_features[start:start + rows].to(torch.float32)
@@ -93,7 +95,7 @@ def zoc_lite_score(image_features: torch.Tensor, id_text_features: torch.Tensor,
 
 
 # ----------------------------------------------------------------------------------------- plumbing
-@register_method("zoc-lite")
+@dataclass
 class ZocLite(Scorer):
     """ZOC's score with retrieved candidates (see the module docstring); not ZOC itself.
 
@@ -139,7 +141,7 @@ class ZocLite(Scorer):
                 f"ZOC-lite has no candidate words: the lexicon ({lexicon.source}) holds no "
                 f"{' or '.join(sorted(allowed))}s other than ID class names. Use a larger lexicon, pass "
                 "--words FILE, or set --param zoc-lite.adjectives=true.")
-        vocab = ctx.backbone.encode_texts([fill(self.template, w) for w in words],
+        vocab = ctx.backbone.encode_texts([fill_template(self.template, w) for w in words],
                                           desc="encoding ZOC-lite vocabulary")
         keep = id_leak_mask(vocab, id_features, self.max_id_cosine)
         removed = [w for w, kept in zip(words, keep.tolist()) if not kept]

@@ -27,12 +27,13 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from oodbench.data.spec import FOLDER_PREFIX
 from oodbench.errors import OodbenchError
 from oodbench.registry import NAME_RE, Registry
 
@@ -42,7 +43,6 @@ else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
 SUITES_PACKAGE = "oodbench.suites"
-FOLDER_PREFIX = "folder:"
 
 
 @dataclass(frozen=True)
@@ -182,51 +182,24 @@ def bundled_suites() -> list[BenchmarkSpec]:
     return specs
 
 
-class SuiteRegistry(Registry[BenchmarkSpec]):
-    """A :class:`Registry` of benchmarks that reads the bundled suite files on first use."""
-
-    def __init__(self) -> None:
-        super().__init__("benchmark",
-                         hint="Or use --id folder:PATH --ood folder:A,folder:B for your own folders.")
-        self._loaded = False
-
-    def _ensure_loaded(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        try:
-            for spec in bundled_suites():
-                self.register(spec.name, spec)
-        except BaseException:
-            self._loaded = False
-            raise
-
-    def get(self, name: str) -> BenchmarkSpec:
-        self._ensure_loaded()
-        return super().get(name)
-
-    def names(self) -> list[str]:
-        self._ensure_loaded()
-        return super().names()
-
-    def items(self) -> list[tuple[str, BenchmarkSpec]]:
-        self._ensure_loaded()
-        return super().items()
-
-    def __contains__(self, name: object) -> bool:
-        self._ensure_loaded()
-        return super().__contains__(name)
-
-    def __iter__(self) -> Iterator[str]:
-        self._ensure_loaded()
-        return super().__iter__()
-
-    def __len__(self) -> int:
-        self._ensure_loaded()
-        return super().__len__()
+def register_bundled_suites(registry: Registry[BenchmarkSpec]) -> None:
+    """Register every suite file of ``oodbench.suites`` (the source of :data:`BENCHMARKS`)."""
+    for spec in bundled_suites():
+        registry.register(spec.name, spec)
 
 
-BENCHMARKS = SuiteRegistry()
+BENCHMARKS: Registry[BenchmarkSpec] = Registry(
+    "benchmark",
+    hint="Or pass a suite file (--id path/to/suite.toml), or --id folder:PATH --ood folder:A,folder:B for "
+         "your own folders.",
+    sources=[register_bundled_suites, "oodbench.plugins:load_plugins"])
+
+
+def resolve_benchmark(name: str) -> BenchmarkSpec:
+    """A suite by name, or from a TOML file when ``name`` is the path of one (``--id my/suite.toml``)."""
+    if name.endswith(".toml") or Path(name).expanduser().is_file():
+        return load_benchmark_file(name)
+    return BENCHMARKS.get(name)
 
 
 def _clean_list(values: Iterable[str], what: str) -> tuple[str, ...]:
@@ -281,9 +254,8 @@ def with_ood(spec: BenchmarkSpec, ood: Sequence[str]) -> BenchmarkSpec:
 def check_datasets(spec: BenchmarkSpec) -> None:
     """Fail if ``spec`` names a data set that is neither registered nor ``folder:PATH``.
 
-    Call it after the registering modules are imported (``oodbench.catalog.load_all()``).
     """
-    from oodbench.data.base import DATASETS
+    from oodbench.data.spec import DATASETS
 
     unknown = [d for d in spec.datasets if not d.startswith(FOLDER_PREFIX) and d not in DATASETS]
     if unknown:

@@ -2,6 +2,10 @@
 
 User errors (:class:`~oodbench.errors.OodbenchError`) print one paragraph on stderr and exit with
 code 2, without a traceback; anything else is a bug and keeps its traceback.
+
+Importing this module imports neither torch nor open_clip nor any method: each command imports what it
+needs when it runs, so ``oodbench --help``, ``--version``, ``list benchmarks`` and ``report`` stay fast.
+Trainers (``oodbench train NAME``) are entry points of ``oodbench.trainers``, loaded only when run.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Annotated, Any, Optional
 
 import click
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
@@ -22,6 +27,8 @@ from oodbench.errors import OodbenchError
 from oodbench.progress import console, setup_logging
 
 EXIT_USER_ERROR = 2
+#: Tables and listings go to stdout (pipe them); messages, progress and errors to stderr (``console``).
+stdout = Console()
 
 
 class _Group(TyperGroup):
@@ -35,6 +42,24 @@ class _Group(TyperGroup):
             ctx.exit(EXIT_USER_ERROR)
 
 
+class _TrainGroup(_Group):
+    """``oodbench train``: one sub-command per trainer entry point, imported only when it is run."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from oodbench.trainers import trainer_names
+
+        return trainer_names()
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from oodbench.trainers import TRAINERS, trainer_names
+
+        if cmd_name not in trainer_names():
+            return None
+        sub = typer.Typer(pretty_exceptions_enable=False, rich_markup_mode="rich")
+        sub.command(cmd_name)(TRAINERS.get(cmd_name))
+        return typer.main.get_command(sub)
+
+
 app = typer.Typer(
     cls=_Group, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich",
     help="Zero-shot OOD detection benchmarks for CLIP-like models: encode once, score many.\n\n"
@@ -43,7 +68,7 @@ app = typer.Typer(
 )
 list_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Show what is registered.")
 cache_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Inspect or clear the feature cache.")
-train_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Train method-specific models (CLIPN).")
+train_app = typer.Typer(cls=_TrainGroup, no_args_is_help=True, help="Train method-specific models (CLIPN).")
 app.add_typer(list_app, name="list")
 app.add_typer(cache_app, name="cache")
 app.add_typer(train_app, name="train")
@@ -90,7 +115,8 @@ def run(
                                "registered method. See `oodbench list methods`.")],
     id: Annotated[str, typer.Option(
         "--id", help="Benchmark suite (imagenet, cifar10, cifar100, toyworld, ...; see `oodbench list "
-                     "benchmarks`) or folder:PATH for a custom ID set (one sub-folder per class).")] = "toyworld",
+                     "benchmarks`), a suite file path/to/suite.toml, or folder:PATH for a custom ID set "
+                     "(one sub-folder per class).")] = "toyworld",
     ood: Annotated[Optional[str], typer.Option(
         help="Comma-separated OOD data sets, overriding the suite's list (names or folder:PATH).")] = None,
     model: Annotated[Optional[str], typer.Option(
@@ -134,14 +160,12 @@ def run(
 ) -> None:
     """Score methods on a benchmark: one encoding pass per data set, cached, shared by all methods."""
     from oodbench.backbone import BackboneSpec
-    from oodbench.benchmarks import BENCHMARKS, custom_benchmark, with_ood
-    from oodbench.catalog import load_all
+    from oodbench.benchmarks import custom_benchmark, resolve_benchmark, with_ood
     from oodbench.data.base import DataContext
     from oodbench.features import FeatureStore
     from oodbench.runner import RunConfig, resolve_methods
     from oodbench.runner import run as run_benchmark
 
-    load_all()
     method = resolve_methods(method)  # unknown names fail first, before anything is loaded
     ood_list = [o.strip() for o in ood.split(",") if o.strip()] if ood else None
     if id.startswith("folder:"):
@@ -150,7 +174,7 @@ def run(
                                 "e.g. --ood folder:/data/my_ood.")
         bench = custom_benchmark(id, ood_list)
     else:
-        bench = BENCHMARKS.get(id)
+        bench = resolve_benchmark(id)
         if ood_list:
             bench = with_ood(bench, ood_list)
     method_params = _parse_params(param or [])
@@ -225,9 +249,7 @@ def _print_results(results: list) -> None:  # type: ignore[type-arg]
         cells = [f"{row['fpr95'] * 100:.2f} / {row['auroc'] * 100:.2f}" for row in r.rows]
         acc = r.rows[-1].get("id_accuracy")
         table.add_row(r.method, *cells, "—" if acc is None else f"{acc * 100:.2f}")
-    from rich.console import Console
-
-    Console().print(table)
+    stdout.print(table)
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -261,10 +283,8 @@ def list_methods(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="
     """Registered methods, their papers and (with -v) their parameters and defaults."""
     import dataclasses
 
-    from oodbench.catalog import load_all
     from oodbench.scorer import METHODS
 
-    load_all()
     table = Table("method", "score", "paper")
     if verbose:
         table.add_column("parameters (defaults)")
@@ -273,7 +293,7 @@ def list_methods(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="
         if verbose:
             cells.append(", ".join(f"{f.name}={_default(f)}" for f in dataclasses.fields(cls)))
         table.add_row(*map(escape, cells))
-    console.print(table)
+    stdout.print(table)
 
 
 def _default(f: Any) -> str:
@@ -289,29 +309,25 @@ def _default(f: Any) -> str:
 @list_app.command("datasets")
 def list_datasets() -> None:
     """Registered data sets with the folder layout each expects and where it comes from."""
-    from oodbench.catalog import load_all
-    from oodbench.data.base import DATASETS
+    from oodbench.data.spec import DATASETS
 
-    load_all()
     table = Table("dataset", "description", "expected layout (under --data-root)", "source")
     for name, spec in DATASETS.items():
         table.add_row(*map(escape, (name, spec.description, spec.layout, spec.source)))
-    console.print(table)
-    console.print("Any folder works too: folder:PATH (ID: PATH/<class>/<images>; OOD: images under PATH).")
+    stdout.print(table)
+    stdout.print("Any folder works too: folder:PATH (ID: PATH/<class>/<images>; OOD: images under PATH).")
 
 
 @list_app.command("benchmarks")
 def list_benchmarks() -> None:
     """Benchmark suites: the ID set, its OOD sets and the protocol's source."""
     from oodbench.benchmarks import BENCHMARKS
-    from oodbench.catalog import load_all
 
-    load_all()
     table = Table("benchmark", "ID", "OOD sets", "default backbone", "source")
     for name, b in BENCHMARKS.items():
         table.add_row(*map(escape, (name, b.id, ", ".join(b.ood), f"{b.model or '-'} / {b.pretrained or '-'}",
                                     b.source)))
-    console.print(table)
+    stdout.print(table)
 
 
 # --------------------------------------------------------------------------------------------- cache
@@ -332,8 +348,8 @@ def cache_list(cache_dir: CacheDir = None,
         if isinstance(what, dict):
             what = what.get("name", "")
         table.add_row(e.kind, e.key, escape(str(what)[:60]), f"{e.size_bytes / 1e6:.1f}", e.created)
-    console.print(table)
-    console.print(f"{len(entries)} entries, {sum(e.size_bytes for e in entries) / 1e6:.1f} MB.")
+    stdout.print(table)
+    stdout.print(f"{len(entries)} entries, {sum(e.size_bytes for e in entries) / 1e6:.1f} MB.")
 
 
 @cache_app.command("clear")
@@ -348,19 +364,6 @@ def cache_clear(cache_dir: CacheDir = None,
         raise typer.Exit(1)
     n = store.clear(kind)
     console.print(f"Deleted {n} entries from {store.root}.")
-
-
-# --------------------------------------------------------------------------------------------- train
-def _register_trainers() -> None:
-    from oodbench.catalog import load_all
-    from oodbench.trainers import TRAINERS
-
-    load_all()
-    for name, fn in TRAINERS.items():
-        train_app.command(name)(fn)
-
-
-_register_trainers()
 
 
 def main() -> None:

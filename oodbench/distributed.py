@@ -13,6 +13,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from oodbench.devices import resolve_device
+
 
 @dataclass
 class Dist:
@@ -37,8 +39,6 @@ class Dist:
 
 def setup_distributed(device: str) -> Dist:
     """One process, or torchrun's environment (WORLD_SIZE > 1): NCCL on GPUs, Gloo on CPUs."""
-    from oodbench.backbone import resolve_device
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist(device=resolve_device(device))

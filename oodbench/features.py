@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from oodbench.errors import OodbenchError
+from oodbench.files import make_temp_dir
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class FeatureStore:
         """Write an entry atomically (temporary folder, then rename) and return its folder."""
         final = self._dir(kind, key_of(parts))
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+        tmp = make_temp_dir(final.parent, prefix=f".tmp-{final.name}-")
         try:
             for name, arr in arrays.items():
                 np.save(tmp / f"{name}.npy", np.asarray(arr), allow_pickle=False)

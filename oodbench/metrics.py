@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from oodbench.errors import OodbenchError
 
@@ -60,6 +59,8 @@ def fpr_at_tpr_nearest(labels: np.ndarray, scores: np.ndarray, tpr: float = 0.95
 
 def fpr_at_tpr_interpolated(labels: np.ndarray, scores: np.ndarray, tpr: float = 0.95) -> float:
     """FPR linearly interpolated on the ROC curve at TPR = ``tpr`` (CLIPN)."""
+    from sklearn.metrics import roc_curve  # imported here: `oodbench report` needs no sklearn
+
     fpr_curve, tpr_curve, _ = roc_curve(labels, scores, drop_intermediate=False)
     k = int(np.searchsorted(tpr_curve, tpr, side="left"))  # first point with TPR >= tpr
     if tpr_curve[k] == tpr or k == 0:
@@ -81,6 +82,8 @@ def ood_metrics(id_scores: Sequence[float] | np.ndarray, ood_scores: Sequence[fl
     if fpr_convention not in _FPR:
         raise OodbenchError(f"Unknown FPR95 convention {fpr_convention!r}; choose one of "
                             f"{', '.join(FPR_CONVENTIONS)}.")
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     s_id = _as_scores(id_scores, "ID")
     s_ood = _as_scores(ood_scores, "OOD")
     scores = np.concatenate([s_id, s_ood])

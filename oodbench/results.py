@@ -13,8 +13,6 @@ The default path is ``<out>/<benchmark>/<backbone slug>/<method>.json`` (``.csv`
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from oodbench.errors import OodbenchError
+from oodbench.files import atomic_write_text
 from oodbench.metrics import METRIC_KEYS
 
 FORMAT = "oodbench-result/1"
@@ -64,8 +63,8 @@ class ResultSet:
     def save(self, path: Path) -> Path:
         """Write ``path`` (JSON) and ``path.with_suffix('.csv')``, each atomically."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, json.dumps(self.to_dict(), indent=2, default=str) + "\n")
-        _atomic_write(path.with_suffix(".csv"), self.frame().to_csv(index=False))
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        atomic_write_text(path.with_suffix(".csv"), self.frame().to_csv(index=False))
         return path
 
     @classmethod
@@ -106,13 +105,3 @@ def _is_result(path: Path) -> bool:
         return False
     return FORMAT in head
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -2,11 +2,12 @@
 
 Orientation, stated once for the whole project: **higher score = more in-distribution**.
 
-A method is a dataclass subclass of :class:`Scorer` registered in :data:`METHODS`::
+A method is a dataclass subclass of :class:`Scorer`, named by an entry point of the group
+``oodbench.methods`` (``mcm = "oodbench.methods.mcm:MCM"`` in ``pyproject.toml``), from which
+:data:`METHODS` fills itself on first use::
 
-    @METHODS.register("mcm")
     @dataclass
-    class MCM(Scorer):
+    class MCM(ClassHeadScorer):
         info = MethodInfo(paper="Ming et al., NeurIPS 2022", summary="max softmax of cosine / T")
         temperature: float = 1.0
 
@@ -20,10 +21,9 @@ from benchmark files, and written into every result's provenance.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, get_type_hints
 
@@ -31,15 +31,13 @@ import numpy as np
 import torch
 
 from oodbench.errors import OodbenchError
-from oodbench.registry import Registry
+from oodbench.params import convert
+from oodbench.registry import Registry, entry_point_source
 
 if TYPE_CHECKING:
     from oodbench.backbone import Backbone
     from oodbench.features import FeatureStore
     from oodbench.lexicon import Lexicon
-
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class MethodInfo:
@@ -140,7 +138,7 @@ class Scorer(ABC):
                     f"Method {cls.name!r} has no parameter {key!r}. "
                     f"Its parameters: {', '.join(sorted(fields)) or '(none)'}."
                 )
-            kwargs[key] = _convert(value, hints.get(key, str), f"{cls.name}.{key}")
+            kwargs[key] = convert(value, hints.get(key, str), f"{cls.name}.{key}")
         return cls(**kwargs)
 
 
@@ -162,70 +160,39 @@ class ClassHeadScorer(Scorer):
         return (image_features @ self.text_features.to(image_features.device).T).argmax(dim=-1)
 
 
-def _convert(value: Any, hint: Any, where: str) -> Any:
-    if not isinstance(value, str):
-        return value
-    text = str(hint)
-    try:
-        if value.lower() in ("none", "null") and "None" in text:
-            return None
-        if "bool" in text:
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if "int" in text and "float" not in text:
-            return int(value)
-        if "float" in text:
-            return float(value)
-        if "Path" in text:
-            return Path(value).expanduser()
-        if "list" in text or "tuple" in text:
-            return [v.strip() for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise OodbenchError(f"Parameter {where}: cannot read {value!r} as {text}.") from None
-    return value
+def as_method(name: str, cls: Any) -> type[Scorer]:
+    """Check that ``cls`` is a method class (a :class:`Scorer` with ``info``), make it a dataclass if it is
+    not one yet, and name it ``name``. Used for every entry point of the group ``oodbench.methods``."""
+    if not (isinstance(cls, type) and issubclass(cls, Scorer)):
+        raise TypeError(f"method {name!r} must be a Scorer subclass, got {cls!r}")
+    if not dataclasses.is_dataclass(cls) or "__dataclass_fields__" not in cls.__dict__:
+        cls = dataclass(cls)
+    if not isinstance(getattr(cls, "info", None), MethodInfo):
+        raise TypeError(f"method {name!r} must define `info = MethodInfo(...)`")
+    cls.name = name
+    return cls
 
 
 METHODS: Registry[type[Scorer]] = Registry(
-    "method", hint="Third-party methods register through the 'oodbench.methods' entry-point group."
+    "method",
+    hint="Methods register through the 'oodbench.methods' entry-point group (built-in ones too: reinstall "
+         "with `pip install -e .` after adding one).",
+    sources=[entry_point_source("oodbench.methods", as_method)],
 )
 
 
 def register_method(name: str) -> Callable[[type[Scorer]], type[Scorer]]:
-    """Class decorator: make ``cls`` a dataclass (if it is not yet) and register it as ``name``."""
+    """Class decorator for methods defined outside a package (a notebook, a test): register it as ``name``.
+
+    Packaged methods use the entry-point group ``oodbench.methods`` instead.
+    """
 
     def wrap(cls: type[Scorer]) -> type[Scorer]:
-        if not dataclasses.is_dataclass(cls) or "__dataclass_fields__" not in cls.__dict__:
-            cls = dataclass(cls)
-        cls.name = name
-        if not isinstance(getattr(cls, "info", None), MethodInfo):
-            raise TypeError(f"method {name!r} must define `info = MethodInfo(...)`")
-        return METHODS.register(name, cls)
+        return METHODS.register(name, as_method(name, cls))
 
     return wrap
 
 
-_loaded = False
-
-
 def load_methods() -> Registry[type[Scorer]]:
-    """Import the built-in ``methods`` package and every ``oodbench.methods`` entry point once."""
-    global _loaded
-    if _loaded:
-        return METHODS
-    _loaded = True
-    import importlib
-    from importlib.metadata import entry_points
-
-    importlib.import_module("methods")
-    for ep in entry_points(group="oodbench.methods"):
-        try:
-            obj = ep.load()
-        except Exception:  # a broken plug-in must not take the built-in methods down with it
-            log.exception("could not load oodbench method plug-in %r (%s)", ep.name, ep.value)
-            continue
-        if isinstance(obj, type) and issubclass(obj, Scorer) and ep.name not in METHODS:
-            register_method(ep.name)(obj)
+    """The method registry (it fills itself from the entry points on first use)."""
     return METHODS

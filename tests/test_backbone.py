@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
-
-import pytest
 from open_clip.transformer import QuickGELU
+from testkit import TINY
 
-from oodbench.backbone import Backbone, BackboneSpec, _needs_quick_gelu
+from oodbench.backbone import Backbone, BackboneSpec
+from oodbench.backbone.activation import file_needs_quick_gelu
 from oodbench.errors import CheckpointError, OodbenchError
 from oodbench.features import FeatureStore
 from oodbench.text import TextTower, encode_tokens
-
-from testkit import TINY
 
 PROMPTS = ["a photo of a cat", "the nice dog", "x", "This is a striped photo",
            "a much longer prompt about a very specific thing that goes on and on for a while"]
@@ -114,11 +113,11 @@ def test_quick_gelu_for_weight_files(tmp_path, tiny_backbone):
     scripted = torch.jit.script(torch.nn.Linear(2, 2))
     jit_path = tmp_path / "openai_style.pt"
     torch.jit.save(scripted, str(jit_path))
-    assert _needs_quick_gelu(TINY, jit_path, "0" * 64)
+    assert file_needs_quick_gelu(TINY, jit_path, "0" * 64)
     # A plain state dict is not, unless forced; forcing switches the activation.
     plain = tmp_path / "plain.pt"
     torch.save(tiny_backbone.model.state_dict(), plain)
-    assert not _needs_quick_gelu(TINY, plain, "0" * 64)
+    assert not file_needs_quick_gelu(TINY, plain, "0" * 64)
     forced = Backbone.load(BackboneSpec(TINY, str(plain), quick_gelu=True))
     assert forced.identity["quick_gelu"] is True
     assert any(isinstance(m, QuickGELU) for m in forced.model.modules())
@@ -131,7 +130,7 @@ def test_known_quick_gelu_release_by_hash(tmp_path, tiny_backbone):
     url = get_pretrained_cfg("ViT-B-16", "openai")["url"]
     sha = url.split("/")[-2]  # OpenAI's URLs carry the file's sha256
     assert len(sha) == 64
-    assert _needs_quick_gelu("ViT-B-16", tmp_path, sha)
+    assert file_needs_quick_gelu("ViT-B-16", tmp_path, sha)
 
 
 def test_bf16_autocast_on_cpu_is_close_to_fp32(tiny_backbone):

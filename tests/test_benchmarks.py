@@ -17,7 +17,8 @@ from oodbench.benchmarks import (
     load_benchmark_file,
     with_ood,
 )
-from oodbench.data.base import DataContext, open_dataset
+from oodbench.data.base import open_dataset
+from oodbench.data.spec import DataContext
 from oodbench.errors import OodbenchError, UnknownNameError
 
 MINIMAL = 'description = "d"\nsource = "s"\nid = "imagenet"\nood = ["sun"]\n'

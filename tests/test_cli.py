@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from testkit import TINY
 from typer.testing import CliRunner
 
 from oodbench.cli import app
 from oodbench.results import ResultSet
-
-from testkit import TINY
 
 runner = CliRunner()
 
@@ -169,3 +168,21 @@ def test_list_and_cache_commands(folder_benchmark, tmp_path):
     assert res.exit_code == 0 and "3 entries" in res.output.replace("\n", " ") or "entries" in res.output
     res = invoke("cache", "clear", "--cache-dir", str(cache), "--kind", "images", "--yes")
     assert res.exit_code == 0 and "Deleted 3 entries" in res.output
+
+
+def test_id_takes_a_suite_file(folder_benchmark, tmp_path):
+    """`--id path/to/suite.toml`: a user's own protocol from the command line; its name is the file's stem."""
+    suite = tmp_path / "my-suite.toml"
+    suite.write_text(
+        'description = "my protocol"\nsource = "my lab"\n'
+        f'id = "folder:{folder_benchmark["id"]}"\nood = ["folder:{folder_benchmark["ood_a"]}"]\n'
+        'templates = ["a picture of a {}"]\n[params.mcm]\ntemperature = 2.0\n')
+    out = tmp_path / "results"
+    res = invoke("run", "-m", "mcm", "--id", str(suite), "--model", TINY, "--pretrained", "none",
+                 "--out", str(out), "--workers", "0")
+    assert res.exit_code == 0, res.output
+    data = json.loads(next(out.rglob("mcm.json")).read_text())
+    assert data["benchmark"] == "my-suite" and data["params"] == {"temperature": 2.0}
+    assert data["provenance"]["templates"] == ["a picture of a {}"]
+    missing = invoke("run", "-m", "mcm", "--id", str(tmp_path / "nope.toml"), "--out", str(out))
+    assert missing.exit_code == 2 and "does not exist" in missing.output

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from oodbench.data import datasets  # noqa: F401  (registers the built-in data sets)
-from oodbench.data.base import DATASETS, DataContext, open_dataset
+from oodbench.data.base import open_dataset
 from oodbench.data.folders import OOD_FOLDER_SETS
 from oodbench.data.lists import (
     CIFAR10_CLASSES,
@@ -31,6 +31,7 @@ from oodbench.data.lists import (
     imagenet_wnids,
     read_list,
 )
+from oodbench.data.spec import DATASETS, DataContext
 from oodbench.errors import DataError, OodbenchError
 from oodbench.registry import NAME_RE
 

@@ -8,10 +8,9 @@ import sys
 
 import pytest
 import torch
+from testkit import TINY
 
 from oodbench.distributed import gather_rows
-
-from testkit import TINY
 
 
 def test_gather_rows_is_identity_in_one_process():

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-import oodbench.lexicon as lexmod
+import oodbench.lexicon.wordnet as lexmod
 from oodbench.errors import OodbenchError, UnknownNameError
-from oodbench.lexicon import LEXICONS, LEXNAMES, Lexicon, load_lexicon, read_words_file
+from oodbench.lexicon import LEXICONS, Lexicon, load_lexicon
+from oodbench.lexicon.wordfile import read_words_file
+from oodbench.lexicon.wordnet import LEXNAMES
 
 DEBIAN_MISSING = [f for f in lexmod._REQUIRED_FILES if not (lexmod.debian_wordnet_dir() / f).is_file()]
 needs_debian = pytest.mark.skipif(

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from testkit import TINY
 from typer.testing import CliRunner
 
 from oodbench.cli import app
-
-from testkit import TINY
 
 runner = CliRunner()
 WORDS = ["house", "tree", "car", "ocean", "music", "chair", "cloud", "river", "guitar", "lamp",

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from methods.mcm import MCM, mcm_score
-from methods.msp import msp_score
+from oodbench.methods.mcm import MCM, mcm_score
+from oodbench.methods.msp import msp_score
 
 IMG = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
 TXT = torch.tensor([[1.0, 0.0], [0.0, 1.0]])

@@ -8,16 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from methods.neglabel import (
+from oodbench.errors import OodbenchError
+from oodbench.features import FeatureStore
+from oodbench.lexicon import Lexicon
+from oodbench.methods.neglabel import (
     NegLabel,
     mine_negatives,
     neglabel_log_odds,
     neglabel_score,
     similarity_quantile,
 )
-from oodbench.errors import OodbenchError
-from oodbench.features import FeatureStore
-from oodbench.lexicon import Lexicon
 from oodbench.scorer import METHODS, FitContext
 
 
@@ -128,7 +128,7 @@ def test_confident_id_images_do_not_saturate_into_ties():
 
 
 def test_score_is_batched_and_independent_of_block_size(monkeypatch):
-    import methods.neglabel as mod
+    import oodbench.methods.common as mod
 
     gen = torch.Generator().manual_seed(5)
     x = F.normalize(torch.randn(50, 8, generator=gen), dim=1)

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from oodbench.errors import OodbenchError, UnknownNameError
-from oodbench.registry import Registry
+from oodbench.registry import Registry, entry_point_source
 from oodbench.scorer import METHODS, MethodInfo, Scorer, load_methods
 
 
@@ -69,10 +69,17 @@ def test_third_party_method_through_entry_point(monkeypatch):
         def load(self):
             return Energy
 
-    monkeypatch.setattr(md, "entry_points", lambda group: [FakeEntryPoint()] if group == "oodbench.methods" else [])
-    monkeypatch.setattr(scorer_mod, "_loaded", False)
-    monkeypatch.setattr(METHODS, "_items", dict(METHODS._items))  # undo the registration afterwards
-    load_methods()
-    cls = METHODS.get("energy-test")
-    assert cls.name == "energy-test" and dataclasses.is_dataclass(cls)
-    assert "mcm" in METHODS
+    class BrokenEntryPoint:
+        name, value = "broken-test", "pkg.missing:Nothing"
+
+        def load(self):
+            raise ImportError("No module named 'pkg'")
+
+    entries = {"oodbench.methods": [BrokenEntryPoint(), FakeEntryPoint()]}
+    monkeypatch.setattr(md, "entry_points", lambda group: entries.get(group, []))
+    # A registry built like METHODS, filled from the (patched) entry points on first use.
+    registry = Registry("method", sources=[entry_point_source("oodbench.methods", scorer_mod.as_method)])
+    assert registry._items == {}  # nothing loaded before the registry is used
+    cls = registry.get("energy-test")
+    assert cls is Energy and cls.name == "energy-test" and dataclasses.is_dataclass(cls)
+    assert registry.names() == ["energy-test"]  # the broken plug-in is skipped, not fatal

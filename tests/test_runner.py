@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from testkit import TINY
 
 from oodbench.backbone import Backbone, BackboneSpec
 from oodbench.benchmarks import custom_benchmark
-from oodbench.data.base import DataContext, FileImageSet
+from oodbench.data.base import FileImageSet
+from oodbench.data.spec import DataContext
 from oodbench.features import FeatureStore
 from oodbench.runner import RunConfig, run
-
-from testkit import TINY
 
 
 def config(bench, tmp_path, methods=("msp", "mcm")) -> RunConfig:

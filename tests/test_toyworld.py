@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-import oodbench.toyworld  # noqa: F401  (registers data sets, lexicon, weights)
-from oodbench.data.base import DATASETS, DataContext, open_dataset
+from oodbench.data.base import open_dataset
+from oodbench.data.spec import DATASETS, DataContext
 from oodbench.toyworld import generate
 from oodbench.toyworld.captions import all_captions, full_caption, unique_batch_captions
 from oodbench.toyworld.datasets import SPLITS, toyworld_dir
@@ -260,7 +260,7 @@ def toyclip():
 
 
 def test_bundled_weights_load_strictly(toyclip):
-    from oodbench.backbone import load_weights_file
+    from oodbench.backbone.weights import load_weights_file
     from oodbench.toyworld.weights import WEIGHTS_FILE
 
     assert toyclip.identity["checkpoint"] == WEIGHTS_FILE.name
@@ -298,7 +298,7 @@ def test_bundled_weights_classify_and_detect(toyclip, toy_root):
 
 
 def test_bundled_clipn_fits_the_bundled_backbone(toyclip):
-    from methods.clipn.checkpoint import load_clipn, resolve_checkpoint
+    from oodbench.methods.clipn.checkpoint import load_clipn, resolve_checkpoint
     from oodbench.toyworld.weights import CLIPN_FILE
 
     path = resolve_checkpoint("toyworld")
@@ -309,17 +309,16 @@ def test_bundled_clipn_fits_the_bundled_backbone(toyclip):
 
 # ----------------------------------------------------------------------------------------- suite, pairs
 def test_suite_names_registered_things_and_valid_params():
-    from oodbench.backbone import BUNDLED_WEIGHTS
+    
     from oodbench.benchmarks import BENCHMARKS
-    from oodbench.catalog import load_all
+    from oodbench.bundled import bundled
     from oodbench.lexicon import LEXICONS
     from oodbench.scorer import METHODS
 
-    load_all()
     spec = BENCHMARKS.get("toyworld")
     assert spec.id == "toyworld" and spec.ood == ("toyworld-near", "toyworld-far")
     assert all(name in DATASETS for name in spec.datasets)
-    assert spec.lexicon in LEXICONS and spec.pretrained in BUNDLED_WEIGHTS and spec.model == "toyclip"
+    assert spec.lexicon in LEXICONS and spec.pretrained in bundled("clip") and spec.model == "toyclip"
     assert spec.templates == ("a photo of a {}",)
     for method, params in spec.params.items():
         METHODS.get(method).from_params(params)  # unknown parameter names fail here

@@ -13,8 +13,7 @@ import pytest
 
 from oodbench.backbone import BackboneSpec
 from oodbench.benchmarks import BENCHMARKS
-from oodbench.catalog import load_all
-from oodbench.data.base import DataContext
+from oodbench.data.spec import DataContext
 from oodbench.features import FeatureStore
 from oodbench.runner import RunConfig, run
 
@@ -31,7 +30,6 @@ FLOORS = {
 
 @pytest.fixture(scope="module")
 def mini_results(tmp_path_factory):
-    load_all()
     tmp = tmp_path_factory.mktemp("toy")
     bench = dataclasses.replace(BENCHMARKS.get("toyworld"), name="toyworld-mini", id="toyworld-mini",
                                 ood=("toyworld-mini-near", "toyworld-mini-far"))

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from methods.zoc_lite import ZocLite, id_leak_mask, zoc_lite_score
 from oodbench.errors import OodbenchError
 from oodbench.lexicon import Lexicon
+from oodbench.methods.zoc_lite import ZocLite, id_leak_mask, zoc_lite_score
 from oodbench.scorer import METHODS, FitContext
 
 

@@ -13,7 +13,7 @@ model. Weights are random (``--pretrained none``): the cost does not depend on t
 - ``step``: all three, as ``oodbench train clipn`` runs them.
 
 Captions are 8-20 words long (CC3M's are about 10), so the "no" tower runs ~25 of 77 positions.
-``--end-to-end`` runs ``methods.clipn.trainer.train`` on generated image-caption pairs and reports the
+``--end-to-end`` runs ``oodbench.methods.clipn.trainer.train`` on generated image-caption pairs and reports the
 images per second it logs (decode, augmentation and tokenization included).
 """
 
@@ -33,10 +33,10 @@ import torch
 
 os.environ.setdefault("OODBENCH_NO_PROGRESS", "1")
 
-from methods.clipn.losses import clipn_loss  # noqa: E402
-from methods.clipn.model import CLIPN  # noqa: E402
-from methods.clipn.trainer import param_groups  # noqa: E402
 from oodbench.backbone import Backbone, BackboneSpec  # noqa: E402
+from oodbench.methods.clipn.losses import clipn_loss  # noqa: E402
+from oodbench.methods.clipn.model import CLIPN  # noqa: E402
+from oodbench.methods.clipn.trainer import param_groups  # noqa: E402
 
 log = logging.getLogger("bench_clipn_train")
 WORDS = ("a photo of the red blue small large dog cat car tree house on with in near street beach "
@@ -116,7 +116,7 @@ def bench_end_to_end(args: argparse.Namespace, device: torch.device) -> None:
 
     from PIL import Image
 
-    from methods.clipn.trainer import TrainConfig, train
+    from oodbench.methods.clipn.trainer import TrainConfig, train
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -154,7 +154,7 @@ def main() -> None:
     log.setLevel(logging.INFO)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from oodbench.backbone import resolve_device
+    from oodbench.devices import resolve_device
 
     device = resolve_device(args.device)
     gpu = device.type == "cuda"

@@ -18,8 +18,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from methods.neglabel import mine_negatives, neglabel_log_odds, similarity_quantile
-from methods.zoc_lite import zoc_lite_score
+from oodbench.methods.neglabel import mine_negatives, neglabel_log_odds, similarity_quantile
+from oodbench.methods.zoc_lite import zoc_lite_score
 
 log = logging.getLogger("bench_neglabel")
 

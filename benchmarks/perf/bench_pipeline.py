@@ -26,10 +26,11 @@ import torch
 
 os.environ.setdefault("OODBENCH_NO_PROGRESS", "1")
 
+
 from oodbench.backbone import Backbone, BackboneSpec  # noqa: E402
 from oodbench.benchmarks import BENCHMARKS  # noqa: E402
-from oodbench.catalog import load_all  # noqa: E402
-from oodbench.data.base import DataContext, open_dataset  # noqa: E402
+from oodbench.data.base import open_dataset
+from oodbench.data.spec import DataContext  # noqa: E402
 from oodbench.features import FeatureStore  # noqa: E402
 from oodbench.runner import RunConfig, run  # noqa: E402
 
@@ -43,7 +44,6 @@ def main() -> None:
     ap.add_argument("--data-root", type=Path, default=None,
                     help="where the data sets are (toyworld: generated there on first use)")
     args = ap.parse_args()
-    load_all()
     bench = BENCHMARKS.get(args.id)
     spec = BackboneSpec(bench.model or "ViT-B-16", bench.pretrained or "none")
 

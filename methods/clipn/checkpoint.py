@@ -35,7 +35,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,9 +43,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from methods.clipn.model import CLIPN, key_report
+from oodbench.bundled import bundled
 from oodbench.errors import CheckpointError
-from oodbench.registry import Registry
+from oodbench.files import file_mode, make_temp_dir
+from oodbench.methods.clipn.model import CLIPN, key_report
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,6 @@ STATE_NAME = "state.pt"
 LATEST_NAME = "LATEST"
 #: Identity fields worth showing when a checkpoint does not fit (precision and preprocessing do not matter).
 IDENTITY_FIELDS = ("model", "pretrained", "checkpoint", "checkpoint_sha256", "init_seed", "quick_gelu")
-
-#: CLIPN weights shipped with oodbench: name -> function returning the file's path.
-BUNDLED_CLIPN: Registry[Callable[[], Path]] = Registry(
-    "bundled CLIPN checkpoint", hint="Or pass a file: --clipn-checkpoint PATH.")
-
 
 # --------------------------------------------------------------------------------------------- fingerprint
 def backbone_fingerprint(model: nn.Module, sample: int = 1 << 16) -> str:
@@ -266,6 +262,7 @@ def save_weights(path: Path, clipn: CLIPN, meta: Mapping[str, Any]) -> None:
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={META_KEY: json.dumps(full_meta, sort_keys=True, default=str)})
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600; the weights get ordinary permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -293,10 +290,7 @@ def write_checkpoint(root: Path, step: int, clipn: CLIPN, meta: Mapping[str, Any
     ckpts = root / "checkpoints"
     ckpts.mkdir(parents=True, exist_ok=True)
     final = ckpts / step_dir_name(step)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=ckpts))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the step folder gets ordinary permissions
+    tmp = make_temp_dir(ckpts, prefix=f".tmp-{final.name}-")
     try:
         save_weights(tmp / WEIGHTS_NAME, clipn, meta)
         torch.save(dict(state), tmp / STATE_NAME)
@@ -357,19 +351,20 @@ def _copy_atomic(src: Path, dst: Path) -> None:
 
 
 def resolve_checkpoint(value: str | Path | None) -> Path:
-    """The file named by ``--clipn-checkpoint``: a path, or a name in :data:`BUNDLED_CLIPN`."""
-    bundled = ", ".join(BUNDLED_CLIPN.names()) or "none yet"
+    """The file named by ``--clipn-checkpoint``: a path, or a bundled name (``oodbench.bundled.bundled("clipn")``)."""
+    shipped = bundled("clipn")
+    names = ", ".join(shipped.names()) or "none yet"
     if value is None or str(value).strip() == "":
         raise CheckpointError(
             "CLIPN (clipn-ctw / clipn-atd) needs a trained 'no' text encoder, and none was given. Pass "
             "--clipn-checkpoint FILE: a clipn.safetensors written by `oodbench train clipn --data pairs.csv "
             "--model M --pretrained P` for this backbone, or a released CLIPN epoch_10.pt (ViT-B-16, "
-            f"laion2b_s34b_b88k); or a bundled name ({bundled}).")
-    if str(value) in BUNDLED_CLIPN:
-        return BUNDLED_CLIPN.get(str(value))()
+            f"laion2b_s34b_b88k); or a bundled name ({names}).")
+    if str(value) in shipped:
+        return shipped.get(str(value)).path()
     path = Path(value).expanduser()
     if not path.is_file():
         raise CheckpointError(
             f"--clipn-checkpoint {str(value)!r} is neither an existing file nor a bundled CLIPN checkpoint "
-            f"({bundled}). Train one with `oodbench train clipn` or pass the path of a released epoch_10.pt.")
+            f"({names}). Train one with `oodbench train clipn` or pass the path of a released epoch_10.pt.")
     return path

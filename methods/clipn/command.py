@@ -1,4 +1,4 @@
-"""``oodbench train clipn``: the typer command (registered in :data:`oodbench.trainers.TRAINERS`)."""
+"""``oodbench train clipn``: the typer command (entry point ``clipn`` of the group ``oodbench.trainers``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from methods.clipn.model import N_PROMPTS
-from methods.clipn.trainer import TrainConfig, train
+from oodbench.methods.clipn.model import N_PROMPTS
+from oodbench.methods.clipn.trainer import TrainConfig, train
 
 _SEPARATORS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";"}
 

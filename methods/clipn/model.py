@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from oodbench.errors import CheckpointError, OodbenchError
+from oodbench.prompts import class_prompts
 from oodbench.text import TextTower, encode_tokens
 
 if TYPE_CHECKING:
@@ -193,12 +194,6 @@ def quoted(templates: Sequence[str]) -> list[str]:
     return [f"'{t}'" for t in templates]
 
 
-def format_prompts(class_names: Sequence[str], templates: Sequence[str]) -> list[str]:
-    """Class-major prompts ``[t.format(c) for c in class_names for t in templates]`` (no ``{}``: append),
-    the rule of :meth:`oodbench.backbone.Backbone.class_text_features`."""
-    return [t.format(c) if "{" in t else f"{t} {c}" for c in class_names for t in templates]
-
-
 def ensemble(features: torch.Tensor, n_classes: int) -> torch.Tensor:
     """[C * T, D] per-prompt features (class-major) -> [C, D]: normalise each, sum over T, normalise again."""
     per = F.normalize(features.float(), dim=-1).view(n_classes, -1, features.shape[-1])
@@ -247,7 +242,7 @@ def class_heads(
     """
     names = list(class_names)
     yes = backbone.class_text_features(names, templates)  # the frozen tower: the backbone's own (cached)
-    no_prompts = format_prompts(names, no_templates if no_templates is not None else templates)
+    no_prompts = class_prompts(names, no_templates if no_templates is not None else templates)
     return yes, ensemble(encode_no_prompts(no, backbone, no_prompts), len(names))
 
 

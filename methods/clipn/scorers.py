@@ -1,5 +1,5 @@
 """The CLIPN scorers ``clipn-ctw`` and ``clipn-atd``: class heads from a trained "no" tower, then the
-pure scores of :mod:`methods.clipn.scores`.
+pure scores of :mod:`oodbench.methods.clipn.scores`.
 
 ``fit`` loads the checkpoint onto the run's backbone (strictly checked, see ``checkpoint.py``), builds
 the "yes" and "no" class heads from the templates (``ctx.templates`` when the benchmark or user gives
@@ -14,26 +14,20 @@ through ``ctx.templates`` are used as they are.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from methods.clipn.checkpoint import load_clipn, resolve_checkpoint
-from methods.clipn.model import class_heads, load_prompt_pairs, quoted
-from methods.clipn.scores import atd_accepts, atd_score, ctw_accepts, ctw_score, predict_classes
-from oodbench.backbone import sha256_file
+from oodbench.hashing import sha256_file, sha256_lines
+from oodbench.methods.clipn.checkpoint import load_clipn, resolve_checkpoint
+from oodbench.methods.clipn.model import class_heads, load_prompt_pairs, quoted
+from oodbench.methods.clipn.scores import atd_accepts, atd_score, ctw_accepts, ctw_score, predict_classes
 from oodbench.scorer import FitContext, MethodInfo, Scorer
 
 PAPER = "Wang et al., ICCV 2023 (CLIPN: teaching CLIP to say no)"
 URL = "https://github.com/xmed-lab/CLIPN"
-
-
-def _sha_lines(lines: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 @dataclass
@@ -57,8 +51,8 @@ class ClipnScorer(Scorer):
         templates = ctx.templates_or(yes_t)
         names = list(ctx.class_names)
         key = {"backbone": ctx.backbone.identity, "checkpoint_sha256": sha,
-               "classes_sha256": _sha_lines(names), "n_classes": len(names),
-               "templates_sha256": _sha_lines(templates), "no_templates_sha256": _sha_lines(no_t)}
+               "classes_sha256": sha256_lines(names), "n_classes": len(names),
+               "templates_sha256": sha256_lines(templates), "no_templates_sha256": sha256_lines(no_t)}
 
         def compute() -> dict[str, np.ndarray]:
             clipn, _ = load_clipn(path, ctx.backbone.model, ctx.backbone.identity)

@@ -1,7 +1,7 @@
 """CLIPN's OOD scores and threshold-free decisions (Wang et al., ICCV 2023; ``src/zero_shot_infer.py``).
 
 Inputs: ``f`` [N, D] L2-normalised image features, ``w`` [C, D] "yes" class heads and ``w_no`` [C, D]
-"no" class heads (see :func:`methods.clipn.model.class_heads`), scale ``s`` (fixed at 100 by the
+"no" class heads (see :func:`oodbench.methods.clipn.model.class_heads`), scale ``s`` (fixed at 100 by the
 reference at inference, i.e. temperature 0.01). With ``l_ij = s<f_i, w_j>`` and ``l_no_ij = s<f_i, w_no_j>``:
 
 - class probabilities ``p_ij = softmax_j(l_i)``;

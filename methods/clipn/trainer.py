@@ -39,7 +39,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from methods.clipn.checkpoint import (
+from oodbench.distributed import setup_distributed
+from oodbench.errors import OodbenchError, TrainingError
+from oodbench.methods.clipn.checkpoint import (
     WEIGHTS_NAME,
     checkpoint_meta,
     latest_checkpoint,
@@ -47,7 +49,7 @@ from methods.clipn.checkpoint import (
     read_state,
     write_checkpoint,
 )
-from methods.clipn.data import (
+from oodbench.methods.clipn.data import (
     CaptionCollate,
     ImageRecipe,
     PairDataset,
@@ -55,16 +57,14 @@ from methods.clipn.data import (
     StepPlan,
     open_pairs,
 )
-from methods.clipn.losses import MAX_SCALE, clipn_loss
-from methods.clipn.model import CLIPN, N_PROMPTS, VARIANTS, load_prompt_pairs, quoted
-from methods.clipn.runtime import (
+from oodbench.methods.clipn.losses import MAX_SCALE, clipn_loss
+from oodbench.methods.clipn.model import CLIPN, N_PROMPTS, VARIANTS, load_prompt_pairs, quoted
+from oodbench.methods.clipn.runtime import (
     capture_rng,
     deterministic_kernels,
     resolve_precision,
     restore_rng,
 )
-from oodbench.distributed import setup_distributed
-from oodbench.errors import OodbenchError, TrainingError
 
 log = logging.getLogger(__name__)
 

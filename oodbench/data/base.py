@@ -8,9 +8,7 @@ nothing). Its ``identity`` (name plus a hash of the sorted file list) keys the f
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,32 +16,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from oodbench.data.spec import DATASETS, FOLDER_PREFIX, DataContext
 from oodbench.errors import DataError, OodbenchError
-from oodbench.registry import Registry
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"})
-DATA_ROOT_ENV = "OODBENCH_DATA"
-
-
-@dataclass
-class DataContext:
-    """Where data sets live and whether downloads are allowed (never by default)."""
-
-    data_root: Path | None = None
-    download: bool = False
-    cache_dir: Path | None = None
-
-    @property
-    def root(self) -> Path:
-        if self.data_root is not None:
-            return Path(self.data_root).expanduser()
-        env = os.environ.get(DATA_ROOT_ENV)
-        if env:
-            return Path(env).expanduser()
-        raise DataError(
-            "No data root given. Pass --data-root DIR (or set OODBENCH_DATA) to the folder that holds "
-            "your data sets; `oodbench list datasets` shows the layout each one expects."
-        )
 
 
 class ImageSet(torch.utils.data.Dataset):
@@ -158,27 +134,6 @@ def image_folder(name: str, folder: Path, *, with_classes: bool, source: str, la
     return FileImageSet(name, folder, files, labels, names)
 
 
-@dataclass(frozen=True)
-class DatasetSpec:
-    """A registered data set: how to open it, what layout it expects, where it comes from."""
-
-    name: str
-    description: str
-    source: str
-    layout: str
-    opener: Callable[[DatasetSpec, DataContext], ImageSet] = field(repr=False, compare=False)
-    has_classes: bool = False
-
-    def open(self, ctx: DataContext) -> ImageSet:
-        return self.opener(self, ctx)
-
-
-DATASETS: Registry[DatasetSpec] = Registry(
-    "dataset", hint="Or use folder:PATH for any ImageFolder-style (ID) or flat (OOD) image folder.")
-
-FOLDER_PREFIX = "folder:"
-
-
 def open_dataset(name: str, ctx: DataContext) -> ImageSet:
     """Open a registered data set, or ``folder:PATH`` (class sub-folders become class names)."""
     if name.startswith(FOLDER_PREFIX):
@@ -194,20 +149,3 @@ def open_dataset(name: str, ctx: DataContext) -> ImageSet:
         return image_folder(name, path, with_classes=has_subdirs and not has_top_images,
                             source="a folder you provided", layout=layout)
     return DATASETS.get(name).open(ctx)
-
-
-def folder_env_var(dataset: str) -> str:
-    """The environment variable that points straight at ``dataset``'s folder: ``OODBENCH_<NAME>_DIR``."""
-    return f"OODBENCH_{dataset.upper().replace('-', '_').replace('.', '_')}_DIR"
-
-
-def find_folder(ctx: DataContext, dataset: str, candidates: Sequence[str]) -> Path:
-    """The first existing ``<root>/<candidate>`` (or ``$OODBENCH_<NAME>_DIR``); else the first candidate."""
-    env = os.environ.get(folder_env_var(dataset))
-    if env:
-        return Path(env).expanduser()
-    root = ctx.root
-    for c in candidates:
-        if (root / c).is_dir():
-            return root / c
-    return root / candidates[0]

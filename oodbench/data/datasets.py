@@ -1,4 +1,4 @@
-"""The built-in data sets: importing this module registers them all in :data:`oodbench.data.base.DATASETS`.
+"""The built-in data sets, registered in :data:`oodbench.data.spec.DATASETS` when it is first used.
 
 ==============  ====  =====================================================================================
 name            role  what
@@ -23,11 +23,16 @@ keep their labels whichever role they play, and a runner ignores the labels of a
 
 from __future__ import annotations
 
-from oodbench.data import folders as _folders  # noqa: F401  (registers imagenet and the folder OOD sets)
-from oodbench.data import torchvision_sets as _torchvision_sets  # noqa: F401  (registers cifar10/100, svhn)
-from oodbench.data.base import DATASETS
+from oodbench.data.spec import DatasetSpec
+from oodbench.registry import Registry
 
 BUILTIN = ("imagenet", "cifar10", "cifar100", "inaturalist", "sun", "places", "textures", "lsun",
            "lsun-resize", "imagenet-r", "svhn")
 
-__all__ = ["BUILTIN", "DATASETS"]
+
+def register_builtin(registry: Registry[DatasetSpec]) -> None:
+    """Register the built-in data sets (the source of :data:`oodbench.data.spec.DATASETS`)."""
+    from oodbench.data import folders, torchvision_sets
+
+    folders.register(registry)
+    torchvision_sets.register(registry)

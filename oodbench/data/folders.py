@@ -20,18 +20,11 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from oodbench.data.base import (
-    DATASETS,
-    DataContext,
-    DatasetSpec,
-    FileImageSet,
-    find_folder,
-    folder_env_var,
-    image_folder,
-    list_images,
-)
+from oodbench.data.base import FileImageSet, image_folder, list_images
 from oodbench.data.lists import imagenet_classes, imagenet_wnids
+from oodbench.data.spec import DataContext, DatasetSpec, find_folder, folder_env_var
 from oodbench.errors import DataError
+from oodbench.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -181,9 +174,9 @@ OOD_FOLDER_SETS: tuple[FolderSet, ...] = (
 )
 
 
-def register_folder_sets(sets: Sequence[FolderSet]) -> None:
+def register_folder_sets(registry: Registry[DatasetSpec], sets: Sequence[FolderSet]) -> None:
     for fs in sets:
-        DATASETS.register(fs.name, DatasetSpec(
+        registry.register(fs.name, DatasetSpec(
             name=fs.name, description=fs.description, source=fs.source, layout=fs.layout,
             opener=partial(open_ood_folder, candidates=fs.candidates, expected=fs.expected),
             has_classes=False,
@@ -261,9 +254,6 @@ IMAGENET = DatasetSpec(
 )
 
 
-def register() -> None:
-    DATASETS.register(IMAGENET.name, IMAGENET)
-    register_folder_sets(OOD_FOLDER_SETS)
-
-
-register()
+def register(registry: Registry[DatasetSpec]) -> None:
+    registry.register(IMAGENET.name, IMAGENET)
+    register_folder_sets(registry, OOD_FOLDER_SETS)

@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from oodbench.data.base import DATASETS, ArrayImageSet, DataContext, DatasetSpec, find_folder
+from oodbench.data.base import ArrayImageSet
 from oodbench.data.lists import CIFAR10_CLASSES, CIFAR100_CLASSES, read_list
+from oodbench.data.spec import DataContext, DatasetSpec, find_folder
 from oodbench.errors import DataError
+from oodbench.registry import Registry
 
 
 def cifar_files(cls: Any, split: str) -> list[tuple[str, str]]:
@@ -148,12 +150,10 @@ TORCHVISION_SETS: tuple[TorchvisionSet, ...] = (
 )
 
 
-def register() -> None:
+def register(registry: Registry[DatasetSpec]) -> None:
     for entry in TORCHVISION_SETS:
-        DATASETS.register(entry.name, DatasetSpec(
+        registry.register(entry.name, DatasetSpec(
             name=entry.name, description=entry.description, source=entry.source, layout=entry.layout,
             opener=partial(open_torchvision_set, entry=entry), has_classes=entry.classes_file is not None,
         ))
 
-
-register()

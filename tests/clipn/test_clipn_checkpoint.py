@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from methods.clipn.checkpoint import (
+from oodbench.backbone import Backbone, BackboneSpec
+from oodbench.errors import CheckpointError
+from oodbench.methods.clipn.checkpoint import (
     backbone_fingerprint,
     checkpoint_meta,
     latest_checkpoint,
@@ -18,9 +20,7 @@ from methods.clipn.checkpoint import (
     save_weights,
     write_checkpoint,
 )
-from methods.clipn.model import CLIPN
-from oodbench.backbone import Backbone, BackboneSpec
-from oodbench.errors import CheckpointError
+from oodbench.methods.clipn.model import CLIPN
 
 
 def trained_like(model: torch.nn.Module, n_prompts: int = 16, seed: int = 3) -> CLIPN:

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from clipn_helpers import write_pairs_csv
 from safetensors.torch import load_file
 
-from methods.clipn.losses import clipn_loss
-from methods.clipn.model import CLIPN
 from oodbench.backbone import Backbone, BackboneSpec
+from oodbench.methods.clipn.losses import clipn_loss
+from oodbench.methods.clipn.model import CLIPN
 
 
 def _features(n: int = 6, d: int = 5) -> list[torch.Tensor]:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from methods.clipn.losses import clipn_loss, gather_keep_own_grad, itbo_loss, tso_loss
+from oodbench.methods.clipn.losses import clipn_loss, gather_keep_own_grad, itbo_loss, tso_loss
 
 
 def _log_sigmoid(x: float) -> float:

@@ -6,8 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from methods.clipn.losses import clipn_loss
-from methods.clipn.model import CLIPN, class_heads, ensemble, format_prompts, load_prompt_pairs, quoted
+from oodbench.methods.clipn.losses import clipn_loss
+from oodbench.methods.clipn.model import (
+    CLIPN,
+    class_heads,
+    ensemble,
+    load_prompt_pairs,
+    quoted,
+)
+from oodbench.prompts import class_prompts
 
 
 @pytest.fixture
@@ -76,7 +83,7 @@ def test_class_heads_are_normalised_sums(clipn, tiny_backbone):
     with torch.no_grad():
         clipn.no.prompt_no.normal_()
     yes, no = class_heads(tiny_backbone, clipn.no, names, templates)
-    tokens = tiny_backbone.tokenizer(format_prompts(names, templates))
+    tokens = tiny_backbone.tokenizer(class_prompts(names, templates))
     clipn.eval()
     want_yes = F.normalize(F.normalize(clipn.encode_text(tokens), dim=-1).view(2, 2, -1).sum(1), dim=-1)
     with torch.no_grad():
@@ -88,8 +95,8 @@ def test_class_heads_are_normalised_sums(clipn, tiny_backbone):
 
 def test_other_tower_sizes_and_a_linear_projection(tmp_path):
     """Width 48, context 32 and an nn.Linear text projection (proj_bias): nothing assumes ViT-B's 512 / 77."""
-    from methods.clipn.checkpoint import checkpoint_meta, load_clipn, save_weights
     from oodbench.backbone import Backbone, BackboneSpec
+    from oodbench.methods.clipn.checkpoint import checkpoint_meta, load_clipn, save_weights
 
     backbone = Backbone.load(BackboneSpec("oodbench-tiny-linproj", "none"))
     clipn = CLIPN(backbone.model)

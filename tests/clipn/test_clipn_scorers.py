@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import methods.clipn.scorers as scorers_mod
-from methods.clipn.checkpoint import checkpoint_meta, save_weights
-from methods.clipn.model import CLIPN, class_heads, load_prompt_pairs, quoted
-from methods.clipn.scores import atd_score, ctw_score
+import oodbench.methods.clipn.scorers as scorers_mod
 from oodbench.errors import CheckpointError
 from oodbench.features import FeatureStore
+from oodbench.methods.clipn.checkpoint import checkpoint_meta, save_weights
+from oodbench.methods.clipn.model import CLIPN, class_heads, load_prompt_pairs, quoted
+from oodbench.methods.clipn.scores import atd_score, ctw_score
 from oodbench.scorer import METHODS, FitContext
 
 NAMES = ["red circle", "blue square", "green circle"]

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from methods.clipn.scores import atd_accepts, atd_score, ctw_accepts, ctw_score, predict_classes
+from oodbench.methods.clipn.scores import atd_accepts, atd_score, ctw_accepts, ctw_score, predict_classes
 
 S = 2.0
 W = torch.tensor([[1.0, 0.0], [0.0, 1.0]])

@@ -8,16 +8,15 @@ from dataclasses import replace
 
 import pytest
 import torch
+from clipn_helpers import write_pairs_csv, write_shards
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-import methods.clipn.trainer as trainer_mod
-from methods.clipn.data import CsvPairs, StepPlan, TarPairs, expand_shards, open_pairs
-from methods.clipn.losses import ClipnLoss
-from methods.clipn.trainer import TrainConfig, cosine_lr, no_decay, param_groups, train
+import oodbench.methods.clipn.trainer as trainer_mod
 from oodbench.errors import DataError, TrainingError
-
-from clipn_helpers import write_pairs_csv, write_shards
+from oodbench.methods.clipn.data import CsvPairs, StepPlan, TarPairs, expand_shards, open_pairs
+from oodbench.methods.clipn.losses import ClipnLoss
+from oodbench.methods.clipn.trainer import TrainConfig, cosine_lr, no_decay, param_groups, train
 
 
 def config(data, out, **kw) -> TrainConfig:
@@ -58,7 +57,7 @@ def test_cosine_schedule_and_weight_decay_groups(tiny_backbone):
     assert cosine_lr(9, 1.0, 10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.9)))
     assert [cosine_lr(s, 1.0, 10, warmup=4) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert cosine_lr(4, 1.0, 10, warmup=4) == 1.0
-    from methods.clipn.model import CLIPN
+    from oodbench.methods.clipn.model import CLIPN
 
     no = CLIPN(tiny_backbone.model).no
     named = dict(no.named_parameters())
@@ -172,7 +171,7 @@ def weights_meta(path):
 def test_cli_with_max_steps_on_shards_and_handcrafted(tmp_path):
     import typer
 
-    from methods.clipn import train_clipn
+    from oodbench.methods.clipn.command import train_clipn
 
     write_shards(tmp_path / "wds", 20, per_shard=8)
     app = typer.Typer()

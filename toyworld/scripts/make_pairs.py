@@ -1,6 +1,6 @@
 """Write toyworld image-caption pairs (PNG folder + pairs.csv) for `oodbench train clipn`.
 
-    .venv/bin/python benchmarks/toyworld/make_pairs.py --out runs/toyworld-pairs --n-per-class 200 --seed 0
+    .venv/bin/python toyworld/scripts/make_pairs.py --out runs/toyworld-pairs --n-per-class 200 --seed 0
 """
 
 from __future__ import annotations

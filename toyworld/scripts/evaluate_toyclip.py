@@ -1,6 +1,6 @@
 """Check a toyworld CLIP checkpoint through the real loading path: generated PNG folders -> Backbone.
 
-    .venv/bin/python benchmarks/toyworld/evaluate_toyclip.py [--weights PATH] [--mini]
+    .venv/bin/python toyworld/scripts/evaluate_toyclip.py [--weights PATH] [--mini]
 
 Prints zero-shot ID accuracy with the prompt "a photo of a {}" and MCM AUROC (T = 1, ID positive)
 against toyworld-near and toyworld-far. ``oodbench run --id toyworld`` gives the full leaderboard; this
@@ -20,7 +20,8 @@ from sklearn.metrics import roc_auc_score
 
 import oodbench.toyworld  # noqa: F401  (registers the data sets and the bundled weights)
 from oodbench.backbone import Backbone, BackboneSpec
-from oodbench.data.base import DataContext, open_dataset
+from oodbench.data.base import open_dataset
+from oodbench.data.spec import DataContext
 from oodbench.progress import setup_logging
 
 log = logging.getLogger("evaluate_toyclip")

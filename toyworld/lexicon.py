@@ -58,17 +58,3 @@ def toyworld_lexicon(options: dict[str, Any]) -> Lexicon:
     world = load_world()
     source = f"toyworld vocabulary {parts or list(PARTS)} (world sha256 {world.sha256[:12]})"
     return Lexicon(words, tags, source=source)
-
-
-def register() -> None:
-    """Register the lexicon as ``toyworld`` when :mod:`oodbench.lexicon` is available (idempotent)."""
-    try:
-        from oodbench.lexicon import LEXICONS
-    except ImportError:  # the lexicon module is optional for the generator itself
-        log.debug("oodbench.lexicon not importable; toyworld lexicon not registered")
-        return
-    if "toyworld" not in LEXICONS:
-        LEXICONS.register("toyworld", toyworld_lexicon)
-
-
-register()

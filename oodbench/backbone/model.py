@@ -1,15 +1,12 @@
-"""The backbone: an open_clip model named by ``--model`` plus ``--pretrained`` (tag, file, bundled name, or ``none``).
+"""The loaded backbone: an open_clip model with its preprocessing, tokenizer and identity.
 
-It encodes images in batches (rich progress bar) and texts (short sequences, cached), always returning
+It encodes images in batches (progress bar) and texts (short sequences, cached), always returning
 L2-normalised float32 features on the CPU. Weights stay fp32; ``bf16``/``fp16`` run under autocast.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,100 +17,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from oodbench.backbone.activation import file_needs_quick_gelu
+from oodbench.backbone.spec import INTERPOLATIONS, PRECISIONS, BackboneSpec
+from oodbench.backbone.weights import load_weights_file, register_model_configs
+from oodbench.bundled import bundled
+from oodbench.devices import resolve_device
 from oodbench.distributed import gather_rows, world
-from oodbench.errors import CheckpointError, DataError, OodbenchError, unknown_name_message
+from oodbench.errors import DataError, OodbenchError, unknown_name_message
+from oodbench.hashing import sha256_file, sha256_json, sha256_lines
 from oodbench.progress import progress_bar
-from oodbench.registry import Registry
+from oodbench.prompts import class_prompts
 from oodbench.text import TextTower, encode_tokens
 
 if TYPE_CHECKING:
     from oodbench.features import FeatureStore
 
 log = logging.getLogger(__name__)
-
-PRECISIONS = ("fp32", "bf16", "fp16")
-#: Resize interpolations: open_clip's default is bicubic; MCM's and NegLabel's code resized bilinearly.
-INTERPOLATIONS = ("bicubic", "bilinear")
-MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
-
-#: Weights shipped inside the package: name -> (open_clip model name, path to the file).
-BUNDLED_WEIGHTS: Registry[Callable[[], tuple[str, Path]]] = Registry("bundled weights")
-
-_configs_added = False
-
-
-def register_model_configs() -> None:
-    """Make oodbench's own open_clip configs (tiny test models, toyworld's CLIP) known to open_clip."""
-    global _configs_added
-    if _configs_added:
-        return
-    import open_clip
-
-    if MODEL_CONFIG_DIR.is_dir():
-        open_clip.add_model_config(MODEL_CONFIG_DIR)
-    _configs_added = True
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
-    if isinstance(device, torch.device):
-        return device
-    if device in (None, "", "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise OodbenchError(f"Unknown device {device!r}. Use auto, cpu, cuda, cuda:N or mps.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise OodbenchError(f"Device {device!r} was asked for, but torch sees no CUDA GPU. Use --device cpu.")
-    return dev
-
-
-def sha256_file(path: Path, memo_dir: Path | None = None) -> str:
-    """sha256 of a file, memoised by (path, size, mtime) under ``memo_dir`` when given."""
-    st = path.stat()
-    memo_key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    memo_file = memo_dir / "sha256-memo.json" if memo_dir else None
-    memo: dict[str, str] = {}
-    if memo_file and memo_file.is_file():
-        try:
-            memo = json.loads(memo_file.read_text())
-        except (OSError, json.JSONDecodeError):
-            memo = {}
-        if memo_key in memo:
-            return memo[memo_key]
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    digest = h.hexdigest()
-    if memo_file:
-        memo[memo_key] = digest
-        try:
-            memo_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = memo_file.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(memo))
-            tmp.replace(memo_file)
-        except OSError:
-            pass
-    return digest
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """What the user asked for. ``pretrained``: an open_clip tag, a file, a bundled name, or ``none``."""
-
-    model: str
-    pretrained: str = "none"
-    precision: str = "fp32"
-    device: str = "auto"
-    quick_gelu: bool | None = None  # None = decide automatically
-    seed: int = 0  # random initialisation seed, used only with pretrained "none"
-    interpolation: str | None = None  # image resize: None = the model's default (bicubic for CLIP)
 
 
 @dataclass
@@ -144,12 +63,13 @@ class Backbone:
         known = open_clip.list_models()
         model_name = spec.model
         pretrained = spec.pretrained or "none"
-        if pretrained in BUNDLED_WEIGHTS:
-            bundled_model, path = BUNDLED_WEIGHTS.get(pretrained)()
-            if model_name != bundled_model:
-                raise OodbenchError(f"Bundled weights {pretrained!r} are for --model {bundled_model}, "
+        weights = bundled("clip")
+        if pretrained in weights:
+            entry = weights.get(pretrained)
+            if model_name != entry.model:
+                raise OodbenchError(f"Bundled weights {pretrained!r} are for --model {entry.model}, "
                                     f"not {model_name!r}.")
-            pretrained_path: Path | None = path
+            pretrained_path: Path | None = entry.path()
             tag = None
         elif pretrained.lower() == "none":
             pretrained_path, tag = None, None
@@ -170,7 +90,7 @@ class Backbone:
                     f"--pretrained {tag!r} is neither an existing file nor a known tag for {model_name}. "
                     + ("(No file exists at that path.) " if looks_like_path else "")
                     + f"Tags for {model_name}: {', '.join(tags) if tags else '(none)'}; or pass a checkpoint "
-                    f"file, a bundled name ({', '.join(BUNDLED_WEIGHTS.names()) or 'none'}) or 'none'."
+                    f"file, a bundled name ({', '.join(weights.names()) or 'none'}) or 'none'."
                 )
 
         quick_gelu = spec.quick_gelu
@@ -179,10 +99,10 @@ class Backbone:
             sha = sha256_file(pretrained_path, cache_dir)
             identity["checkpoint_sha256"] = sha
             identity["checkpoint"] = pretrained_path.name
-            if pretrained in BUNDLED_WEIGHTS:
+            if pretrained in weights:
                 identity["bundled"] = pretrained
             if quick_gelu is None:
-                quick_gelu = _needs_quick_gelu(model_name, pretrained_path, sha)
+                quick_gelu = file_needs_quick_gelu(model_name, pretrained_path, sha)
         else:
             identity["pretrained"] = tag or "none"
             if tag is None:
@@ -220,7 +140,7 @@ class Backbone:
     @property
     def key(self) -> str:
         """Short, stable hash of :attr:`identity` (cache keys, file names)."""
-        return hashlib.sha256(json.dumps(self.identity, sort_keys=True).encode()).hexdigest()[:16]
+        return sha256_json(self.identity, 16)
 
     @property
     def slug(self) -> str:
@@ -291,7 +211,7 @@ class Backbone:
         if not prompts:
             raise OodbenchError("No prompts to encode.")
         if use_cache and self.store is not None and len(prompts) > 1:
-            key = {"backbone": self.identity, "prompts_sha256": _sha_lines(prompts), "n": len(prompts)}
+            key = {"backbone": self.identity, "prompts_sha256": sha256_lines(prompts), "n": len(prompts)}
             arrays = self.store.get_or_compute(
                 "text", key, lambda: {"features": self._encode_texts(prompts, batch_size, desc).numpy()},
                 meta={"first_prompts": prompts[:3]})
@@ -328,7 +248,7 @@ class Backbone:
         templates = list(templates)
         if not templates:
             raise OodbenchError("No prompt templates given.")
-        prompts = [t.format(c) if "{" in t else f"{t} {c}" for c in class_names for t in templates]
+        prompts = class_prompts(class_names, templates)
         feats = self.encode_texts(prompts, desc=desc).view(len(class_names), len(templates), -1)
         return F.normalize(feats.mean(dim=1), dim=-1)
 
@@ -347,60 +267,5 @@ class _DropMessage(logging.Filter):
         return self.text not in record.getMessage()
 
 
-def _sha_lines(lines: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
 def _describe_transform(t: Any) -> str:
     return " ".join(repr(t).split())
-
-
-def _needs_quick_gelu(model_name: str, path: Path, sha: str) -> bool:
-    """QuickGELU for a weights *file*: open_clip checks this only for tags, so we do it here.
-
-    True when the file's sha256 is that of a known QuickGELU release (OpenAI's URLs carry it), or when
-    the file is an OpenAI-format checkpoint (TorchScript, or OpenAI's extra ``input_resolution`` key).
-    """
-    if model_name.endswith("-quickgelu"):
-        return False  # the config already uses it
-    import open_clip
-    from open_clip.pretrained import get_pretrained_cfg
-
-    for name, tag in open_clip.list_pretrained():
-        cfg = get_pretrained_cfg(name, tag)
-        if cfg.get("quick_gelu") and sha in (cfg.get("url") or ""):
-            log.info("%s is the known QuickGELU release %s/%s", path.name, name, tag)
-            return True
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(4)
-        if head[:2] == b"PK":  # zip container: TorchScript archives hold a 'constants.pkl'
-            import zipfile
-
-            with zipfile.ZipFile(path) as zf:
-                if any(n.endswith("constants.pkl") for n in zf.namelist()):
-                    log.info("%s is a TorchScript (OpenAI) archive: using QuickGELU", path.name)
-                    return True
-    except Exception:  # noqa: BLE001 - a detection helper must not fail the load
-        return False
-    return False
-
-
-def load_weights_file(model: nn.Module, path: Path) -> None:
-    """Load a weights file strictly into ``model``; a mismatch is a :class:`CheckpointError`."""
-    from open_clip.factory import load_checkpoint
-
-    try:
-        load_checkpoint(model, str(path), strict=True)
-    except RuntimeError as exc:
-        text = str(exc)
-        summary = "; ".join(line.strip() for line in text.splitlines()[1:6] if line.strip())[:600]
-        raise CheckpointError(
-            f"The checkpoint {path} does not fit model {model.__class__.__name__} as configured: "
-            f"{summary or text[:600]}. Check that --model names the architecture these weights were "
-            "trained with.") from None
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        if isinstance(exc, OodbenchError):
-            raise
-        raise CheckpointError(f"Could not read the checkpoint {path}: {type(exc).__name__}: {exc}. "
-                              "Is it a complete torch / safetensors weights file?") from None

@@ -1,4 +1,4 @@
-"""The caption grammar: a scene's slots filled into the templates listed in ``toyworld.json``.
+"""The caption grammar: a scene's slots filled into the templates listed in ``world.json``.
 
 Object scenes use forms such as ``"a photo of a {size} {colour} {object} on a {background} background"``;
 object-free scenes ``"a photo of a {colour} {texture} texture"``. The article is always "a", as in the

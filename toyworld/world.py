@@ -1,4 +1,4 @@
-"""toyworld's vocabulary, read from the data file ``oodbench/data/toyworld.json``.
+"""toyworld's vocabulary, read from the data file ``world.json`` beside this module.
 
 Everything a generated image or caption can contain is named there: object classes with their geometry,
 colours, sizes, positions, background / scene textures and the caption grammar. This module only reads it.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-WORLD_FILE = Path(__file__).resolve().parent.parent / "data" / "toyworld.json"
+WORLD_FILE = Path(__file__).resolve().parent / "world.json"
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class CaptionForm:
 
 @dataclass(frozen=True)
 class World:
-    """The toy world's vocabulary and rendering constants (see ``toyworld.json`` for their meaning)."""
+    """The toy world's vocabulary and rendering constants (see ``world.json`` for their meaning)."""
 
     image_size: int
     supersample: int
@@ -102,6 +102,6 @@ def parse_world(raw: dict[str, Any], sha256: str = "") -> World:
 
 @functools.lru_cache(maxsize=4)
 def load_world(path: Path = WORLD_FILE) -> World:
-    """The world described by ``path`` (default: the bundled ``toyworld.json``), cached."""
+    """The world described by ``path`` (default: the bundled ``world.json``), cached."""
     data = Path(path).read_bytes()
     return parse_world(json.loads(data), hashlib.sha256(data).hexdigest())

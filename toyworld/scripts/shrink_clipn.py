@@ -1,7 +1,7 @@
 """Store a CLIPN checkpoint's floating-point tensors in fp16 (half the size), keeping its metadata.
 
-    .venv/bin/python benchmarks/toyworld/shrink_clipn.py runs/toyclip-clipn/clipn.safetensors \
-        oodbench/assets/toyclip-clipn.safetensors
+    .venv/bin/python toyworld/scripts/shrink_clipn.py runs/toyclip-clipn/clipn.safetensors \
+        toyworld/assets/toyclip-clipn.safetensors
 
 The "no" tower's 49,408-row token embedding dominates the file; loading casts the tensors back into the
 fp32 model (strictly, by the CLIPN loader), so only the stored precision changes.

@@ -1,6 +1,6 @@
 """Drawing primitives for toyworld objects, in unit coordinates (the object fits [-1, 1]^2, y down).
 
-Each primitive named in ``toyworld.json`` maps through :data:`PRIMITIVES` to a function returning a
+Each primitive named in ``world.json`` maps through :data:`PRIMITIVES` to a function returning a
 polyline (list of ``(x, y)`` points). ``fill`` / ``erase`` operations treat it as a closed polygon,
 ``stroke`` as an open line of a given width.
 """

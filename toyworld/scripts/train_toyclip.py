@@ -1,9 +1,9 @@
 """Train toyworld's tiny CLIP (open_clip config ``toyclip``) contrastively on generated image-caption pairs.
 
-    .venv/bin/python benchmarks/toyworld/train_toyclip.py --seed 0 \
-        --output oodbench/assets/toyclip.safetensors
+    .venv/bin/python toyworld/scripts/train_toyclip.py --seed 0 \
+        --output toyworld/assets/toyclip.safetensors
 
-What it does, and why (see /work/shared/research/toyworld_probe.md and benchmarks/toyworld/README.md):
+What it does, and why (see /work/shared/research/toyworld_probe.md and toyworld/README.md):
 
 - a fixed pool of rendered scenes (stream ``"train"``) over *all* object classes (ID and near-OOD, as a
   web-scale CLIP has seen every concept) plus object-free texture scenes;
@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from oodbench.backbone import register_model_configs
+from oodbench.backbone.weights import register_model_configs
 from oodbench.progress import setup_logging
 from oodbench.text import TextTower, encode_tokens
 from oodbench.toyworld.captions import all_captions, unique_batch_captions
@@ -163,7 +163,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "busy CPU")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--log-every", type=int, default=100)
-    p.add_argument("--output", type=Path, default=Path("oodbench/assets/toyclip.safetensors"))
+    p.add_argument("--output", type=Path, default=Path("toyworld/assets/toyclip.safetensors"))
     return p.parse_args(argv)
 
 

@@ -14,11 +14,11 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from oodbench.files import make_temp_dir
 from oodbench.progress import progress_bar
 from oodbench.toyworld.captions import full_caption
 from oodbench.toyworld.render import render_scene
@@ -130,7 +130,7 @@ def ensure_split(world: World, spec: SplitSpec, base: Path) -> Path:
     base.mkdir(parents=True, exist_ok=True)
     reason = "missing" if not folder.exists() else "stale (generator, world or seed changed)"
     log.info("toyworld: %s is %s; generating it into %s", spec.name, reason, folder)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.tmp-", dir=base))
+    tmp = make_temp_dir(base, prefix=f".{spec.name}.tmp-")
     old = base / f".{spec.name}.old-{os.getpid()}"
     try:
         count = write_split(world, spec, tmp)

@@ -1,11 +1,5 @@
-"""Candidate-word lexicons: the words NegLabel mines its negative labels from and ZOC-lite retrieves from.
+"""The ``wordnet`` lexicon: WordNet 3.0 nouns and adjectives as candidate words.
 
-A :class:`Lexicon` is a list of words, each tagged ``"noun"`` or ``"adj"``. Lexicons are named in
-:data:`LEXICONS` (``wordnet`` here; toyworld registers its own) and loaded with :func:`load_lexicon`;
-a user's ``--words FILE`` replaces the benchmark's lexicon.
-
-The ``wordnet`` lexicon
------------------------
 The head word (first lemma) of every WordNet 3.0 noun and adjective synset, satellites included,
 read through nltk's WordNet corpus reader, lower-cased, with underscores turned into spaces; option
 ``lemmas="all"`` takes every lemma name instead. The 29 noun and adjective lexicographer files
@@ -47,7 +41,6 @@ either. Walking WordNet takes seconds, so the per-file word lists are cached as 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import hashlib
 import json
 import logging
@@ -55,18 +48,16 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from oodbench.errors import OodbenchError
+from oodbench.files import atomic_write_text
+from oodbench.lexicon.core import Lexicon, lexicon_cache_dir
 from oodbench.registry import Registry
 
 log = logging.getLogger(__name__)
-
-POS_VALUES = ("noun", "adj")
-_POS_ALIASES = {"noun": "noun", "n": "noun", "adj": "adj", "a": "adj", "adjective": "adj"}
 
 WORDNET_DIR_ENV = "OODBENCH_WORDNET_DIR"
 DEBIAN_WORDNET_DIR = Path("/usr/share/wordnet")
@@ -102,142 +93,11 @@ WordLists = dict[str, list[tuple[str, bool]]]
 """Per lexicographer file: (word, is the head word of its synset), in WordNet order, each pair once."""
 
 
-@dataclass(frozen=True)
-class Lexicon:
-    """Candidate words with their part of speech (``"noun"`` or ``"adj"``) and where they came from."""
-
-    words: list[str]
-    pos: list[str]
-    source: str
-
-    def __post_init__(self) -> None:
-        if len(self.words) != len(self.pos):
-            raise ValueError(f"lexicon has {len(self.words)} words but {len(self.pos)} part-of-speech tags")
-        bad = sorted(set(self.pos) - set(POS_VALUES))
-        if bad:
-            raise ValueError(f"lexicon part-of-speech tags must be 'noun' or 'adj', got {bad[:5]}")
-
-    def __len__(self) -> int:
-        return len(self.words)
-
-    @property
-    def sha256(self) -> str:
-        """sha256 of the content (words and tags, in order); the source string is not part of it."""
-        h = hashlib.sha256()
-        for word, pos in zip(self.words, self.pos):
-            h.update(f"{word}\t{pos}\n".encode())
-        return h.hexdigest()
-
-    def count(self, pos: str) -> int:
-        return sum(1 for p in self.pos if p == pos)
-
-    def of_pos(self, pos: str) -> list[str]:
-        """The words tagged ``pos``, in lexicon order."""
-        return [w for w, p in zip(self.words, self.pos) if p == pos]
+def register(registry: Registry[Any]) -> None:
+    """Register ``wordnet`` (the source of :data:`oodbench.lexicon.LEXICONS`)."""
+    registry.register("wordnet", load_wordnet)
 
 
-#: Lexicon name -> loader ``(options) -> Lexicon``; ``options`` come from the benchmark definition.
-LEXICONS: Registry[Callable[[dict[str, Any]], Lexicon]] = Registry(
-    "lexicon", hint="A benchmark names its lexicon; --words FILE gives your own word list instead.")
-
-_CACHE_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar("oodbench_lexicon_cache",
-                                                                  default=None)
-
-
-def lexicon_cache_dir() -> Path:
-    """Where loaders keep their caches: the ``cache_dir`` given to :func:`load_lexicon`, else the default."""
-    given = _CACHE_DIR.get()
-    if given is not None:
-        return given
-    from oodbench.features import default_cache_dir
-
-    return default_cache_dir()
-
-
-@contextlib.contextmanager
-def _cache_dir_scope(cache_dir: Path | None) -> Iterator[None]:
-    token = _CACHE_DIR.set(Path(cache_dir).expanduser() if cache_dir is not None else None)
-    try:
-        yield
-    finally:
-        _CACHE_DIR.reset(token)
-
-
-def load_lexicon(name: str | None, options: Mapping[str, Any] | None = None, words_file: Path | None = None,
-                 cache_dir: Path | None = None) -> Lexicon:
-    """The lexicon ``name`` built with ``options``, or the words of ``words_file``, which wins when given.
-
-    ``cache_dir`` is where loaders may cache (default: ``$OODBENCH_CACHE`` or ``~/.cache/oodbench``).
-    """
-    if words_file is not None:
-        if options:
-            log.info("--words %s replaces lexicon %r; its options %s do not apply", words_file, name,
-                     dict(options))
-        return read_words_file(Path(words_file))
-    if name is None:
-        raise OodbenchError(
-            "No lexicon was named and no word file was given, so there are no candidate words. Pass "
-            f"--words FILE (one word per line) or use a benchmark that names a lexicon "
-            f"(known lexicons: {', '.join(LEXICONS.names()) or '(none)'}).")
-    loader = LEXICONS.get(name)
-    with _cache_dir_scope(cache_dir):
-        return loader(dict(options or {}))
-
-
-# ----------------------------------------------------------------------------------------- word files
-def read_words_file(path: Path) -> Lexicon:
-    """A lexicon from a text file: one word per line, optionally a tab or comma and ``noun``/``adj``.
-
-    The tag defaults to ``noun``; blank lines and lines starting with ``#`` are skipped; a word listed
-    twice is kept once (first occurrence). Words are taken as written (only surrounding spaces go).
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise OodbenchError(
-            f"The word file {path} does not exist or is not a file. Give --words a text file with one "
-            "candidate word per line, optionally followed by a tab or comma and 'noun' or 'adj'.")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise OodbenchError(
-            f"The word file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}). Save it as "
-            "UTF-8 text, one word per line.") from None
-    words: list[str] = []
-    tags: list[str] = []
-    seen: set[str] = set()
-    duplicates = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        fields = [f.strip() for f in (line.split("\t") if "\t" in line else line.split(","))]
-        if len(fields) > 2 or not fields[0]:
-            raise OodbenchError(
-                f"Line {number} of the word file {path} is {raw!r}: expected a word, optionally followed "
-                "by one tab or comma and 'noun' or 'adj'. Fix or remove the line.")
-        tag = _POS_ALIASES.get(fields[1].lower()) if len(fields) == 2 else "noun"
-        if tag is None:
-            raise OodbenchError(
-                f"Line {number} of the word file {path} tags {fields[0]!r} as {fields[1]!r}; the second "
-                "column must be 'noun' or 'adj' (or be left out, meaning noun).")
-        if fields[0] in seen:
-            duplicates += 1
-            continue
-        seen.add(fields[0])
-        words.append(fields[0])
-        tags.append(tag)
-    if not words:
-        raise OodbenchError(
-            f"The word file {path} holds no words (only blank lines or # comments). Put one candidate "
-            "word per line.")
-    if duplicates:
-        log.info("word file %s: %d repeated word(s) kept once", path, duplicates)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    return Lexicon(words, tags, source=f"file {path} (sha256 {digest})")
-
-
-# ----------------------------------------------------------------------------------------- WordNet
-@LEXICONS.register("wordnet")
 def load_wordnet(options: dict[str, Any]) -> Lexicon:
     """The ``wordnet`` lexicon (see the module docstring).
 
@@ -366,19 +226,11 @@ def _nltk_may_read(root: Any) -> Iterator[None]:
 
 
 def _write_word_lists(path: Path, per_file: WordLists) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(f"# oodbench wordnet word lists, format {_CACHE_FORMAT}: "
-                     "lexicographer file <TAB> 1 if the synset's head word else 0 <TAB> word\n")
-            for lexname in sorted(per_file):
-                for word, head in per_file[lexname]:
-                    fh.write(f"{lexname}\t{int(head)}\t{word}\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    lines = [f"# oodbench wordnet word lists, format {_CACHE_FORMAT}: "
+             "lexicographer file <TAB> 1 if the synset's head word else 0 <TAB> word\n"]
+    for lexname in sorted(per_file):
+        lines += [f"{lexname}\t{int(head)}\t{word}\n" for word, head in per_file[lexname]]
+    atomic_write_text(path, "".join(lines))
 
 
 def _read_word_lists(path: Path) -> WordLists:

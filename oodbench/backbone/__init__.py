@@ -1,0 +1,15 @@
+"""The backbone: an open_clip model named by ``--model`` plus ``--pretrained`` (tag, file, bundled name, ``none``).
+
+- :mod:`~oodbench.backbone.spec`: :class:`BackboneSpec`, what the user asked for (no torch);
+- :mod:`~oodbench.backbone.model`: :class:`Backbone`, loading and encoding (images in batches, texts as
+  short sequences, cached), always L2-normalised float32 features on the CPU;
+- :mod:`~oodbench.backbone.activation`: QuickGELU or GELU for a set of weights;
+- :mod:`~oodbench.backbone.weights`: strict weights-file loading and oodbench's open_clip model configs.
+"""
+
+from __future__ import annotations
+
+from oodbench.backbone.model import Backbone
+from oodbench.backbone.spec import INTERPOLATIONS, PRECISIONS, BackboneSpec
+
+__all__ = ["INTERPOLATIONS", "PRECISIONS", "Backbone", "BackboneSpec"]

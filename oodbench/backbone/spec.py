@@ -1,0 +1,22 @@
+"""What the user asks for: :class:`BackboneSpec` (model, weights, precision, device, activation, resize)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+#: Resize interpolations: open_clip's default is bicubic; MCM's and NegLabel's code resized bilinearly.
+INTERPOLATIONS = ("bicubic", "bilinear")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What the user asked for. ``pretrained``: an open_clip tag, a file, a bundled name, or ``none``."""
+
+    model: str
+    pretrained: str = "none"
+    precision: str = "fp32"
+    device: str = "auto"
+    quick_gelu: bool | None = None  # None = decide automatically
+    seed: int = 0  # random initialisation seed, used only with pretrained "none"
+    interpolation: str | None = None  # image resize: None = the model's default (bicubic for CLIP)

@@ -1,0 +1,52 @@
+"""Files oodbench writes: whole or not at all, readable by others as the umask says (not 0600 / 0700)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from oodbench.features import FeatureStore
+from oodbench.files import atomic_write_text, make_temp_dir
+from oodbench.results import ResultSet
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_atomic_write_respects_the_umask(tmp_path, umask_022):
+    target = tmp_path / "sub" / "a.txt"
+    atomic_write_text(target, "hello")
+    assert target.read_text() == "hello" and _mode(target) == 0o644
+    assert not [p for p in target.parent.iterdir() if p.name != "a.txt"]  # no temporary left behind
+    assert _mode(make_temp_dir(tmp_path, ".t-")) == 0o755
+
+
+def test_a_stricter_umask_is_kept(tmp_path):
+    old = os.umask(0o077)
+    try:
+        atomic_write_text(tmp_path / "b.txt", "x")
+    finally:
+        os.umask(old)
+    assert _mode(tmp_path / "b.txt") == 0o600
+
+
+def test_cache_entries_and_results_are_readable_by_colleagues(tmp_path, umask_022):
+    store = FeatureStore(tmp_path / "cache")
+    entry = store.save("images", {"k": 1}, {"features": np.zeros((2, 3), np.float32)})
+    assert _mode(entry) == 0o755
+    assert {_mode(p) for p in entry.iterdir()} == {0o644}
+    result = ResultSet("b", {"slug": "m_w"}, "mcm", {}, [{"ood": "o", "auroc": 0.5, "fpr95": 0.5,
+                                                          "aupr_in": 0.5, "aupr_out": 0.5}])
+    path = result.save(tmp_path / "results" / "mcm.json")
+    assert _mode(path) == 0o644 and _mode(path.with_suffix(".csv")) == 0o644

@@ -1,0 +1,93 @@
+"""Method parameters parsed by their declared type (typing.get_origin / get_args), not by its text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+import pytest
+
+from oodbench.errors import OodbenchError
+from oodbench.params import convert, describe
+from oodbench.scorer import MethodInfo, Scorer
+
+
+@dataclass
+class Typed(Scorer):
+    info = MethodInfo(paper="test", summary="test")
+    counts: list[int] = None  # type: ignore[assignment]
+    flag: bool = False
+    maybe: int | None = None
+    old_style: Optional[float] = None  # noqa: UP007 - the typing.Optional spelling must work too
+    mode: Literal["mass", "log-odds"] = "mass"
+    path: Path | None = None
+    ratio: float = 0.5
+    name: str = "x"
+    pair: tuple[float, ...] = (1.0,)
+
+    def fit(self, ctx):
+        pass
+
+    def score(self, image_features):
+        return image_features.sum(-1)
+
+
+def test_list_of_int_parses_as_a_list_not_as_an_int():
+    # The old text matching saw "int" in "list[int]" and called int("1,2,3").
+    assert Typed.from_params({"counts": "1, 2,3"}).counts == [1, 2, 3]
+    assert Typed.from_params({"counts": [4, 5]}).counts == [4, 5]  # from a TOML array
+    with pytest.raises(OodbenchError, match=r"counts.*list of int"):
+        Typed.from_params({"counts": "1,two"})
+
+
+@pytest.mark.parametrize("text,value", [("true", True), ("Yes", True), ("on", True), ("1", True),
+                                        ("false", False), ("no", False), ("OFF", False), ("0", False)])
+def test_bool(text, value):
+    assert Typed.from_params({"flag": text}).flag is value
+
+
+def test_bool_rejects_other_words():
+    with pytest.raises(OodbenchError, match="flag"):
+        Typed.from_params({"flag": "maybe"})
+
+
+def test_optional_fields():
+    assert Typed.from_params({"maybe": "none"}).maybe is None
+    assert Typed.from_params({"maybe": "null"}).maybe is None
+    assert Typed.from_params({"maybe": "7"}).maybe == 7
+    assert Typed.from_params({"old_style": "NONE"}).old_style is None
+    assert Typed.from_params({"old_style": "2.5"}).old_style == 2.5
+    assert Typed.from_params({"path": "~/x.txt"}).path == Path("~/x.txt").expanduser()
+    with pytest.raises(OodbenchError, match=r"maybe.*int or none"):
+        Typed.from_params({"maybe": "7.5"})
+
+
+def test_literal_fields():
+    assert Typed.from_params({"mode": "log-odds"}).mode == "log-odds"
+    with pytest.raises(OodbenchError, match=r"mode.*one of 'mass', 'log-odds'"):
+        Typed.from_params({"mode": "odds"})
+
+
+def test_numbers_and_text():
+    t = Typed.from_params({"ratio": "1e-3", "name": "a, b", "pair": "0.5,2"})
+    assert (t.ratio, t.name, t.pair) == (1e-3, "a, b", (0.5, 2.0))
+    assert Typed.from_params({"ratio": 2}).ratio == 2.0 and isinstance(Typed.from_params({"ratio": 2}).ratio, float)
+    for bad in ("nan", "NaN", "abc"):
+        with pytest.raises(OodbenchError, match="ratio"):
+            Typed.from_params({"ratio": bad})
+    with pytest.raises(OodbenchError, match="integer"):
+        convert(True, int, "x.n")  # a TOML boolean is not a count
+    with pytest.raises(OodbenchError, match="text"):
+        convert(3, str, "x.s")
+
+
+def test_unknown_parameter_is_named_with_the_known_ones():
+    with pytest.raises(OodbenchError, match=r"no parameter 'ratoi'.*ratio"):
+        Typed.from_params({"ratoi": "1"})
+
+
+def test_describe():
+    assert describe(list[int]) == "list of int"
+    assert describe(int | None) == "int or none"
+    assert describe(Literal["a", "b"]) == "one of 'a', 'b'"
