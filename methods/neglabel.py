@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -345,6 +347,9 @@ class NegLabel(Scorer):
         self.id_features = id_features
         self.neg_features = neg_features.contiguous()
         self.negative_words = neg_words
+        self.negative_pos = neg_pos
+        # the quantile that ranked each negative (recomputed for the M negatives only: cheap)
+        self.negative_quantiles = similarity_quantile(self.neg_features, id_features, self.percentile).numpy()
         n_adj = sum(p == "adj" for p in neg_pos)
         self._fitted = {
             "negatives": len(neg_words),
@@ -380,3 +385,15 @@ class NegLabel(Scorer):
 
     def provenance(self) -> dict[str, Any]:
         return dict(self._fitted)
+
+    def exports(self, image_features: Mapping[str, torch.Tensor]) -> dict[str, pd.DataFrame]:
+        """``negatives``: every mined negative label in mining order (nouns, then adjectives, each by
+        ascending quantile): ``word``, ``pos``, ``quantile`` (the percentile-quantile of its cosines to
+        the ID classes, which ranked it; lower = farther from every ID class) and ``rank`` within its
+        part of speech (1 = the farthest)."""
+        if not hasattr(self, "negative_words"):
+            raise RuntimeError("NegLabel.exports called before fit")
+        table = pd.DataFrame({"word": self.negative_words, "pos": self.negative_pos,
+                              "quantile": self.negative_quantiles})
+        table["rank"] = table.groupby("pos", sort=False).cumcount() + 1
+        return {"negatives": table}

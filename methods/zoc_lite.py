@@ -21,9 +21,12 @@ same ID text features (ZOC's own prompt, ``"This is a photo of a {}"``, is one p
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -94,6 +97,23 @@ def zoc_lite_score(image_features: torch.Tensor, id_text_features: torch.Tensor,
     return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
 
 
+def retrieval_counts(image_features: torch.Tensor, vocab_text_features: torch.Tensor, k: int = 10) -> torch.Tensor:
+    """[V] int64: for each vocabulary word, how many images retrieve it among their top-k candidates.
+
+    The same retrieval as :func:`zoc_lite_score`: ``C(x)`` = the k words with the largest ``cos(x, w)``.
+    """
+    device = image_features.device
+    vocab = vocab_text_features.to(device, torch.float32)
+    k = min(k, vocab.shape[0])
+    counts = torch.zeros(vocab.shape[0], dtype=torch.int64)
+    rows = block_rows(vocab.shape[0])
+    for start in range(0, image_features.shape[0], rows):
+        x = image_features[start:start + rows].to(torch.float32)
+        top = torch.topk(x @ vocab.T, k, dim=1, largest=True, sorted=False).indices
+        counts += torch.bincount(top.reshape(-1).cpu(), minlength=vocab.shape[0])
+    return counts
+
+
 # ----------------------------------------------------------------------------------------- plumbing
 @dataclass
 class ZocLite(Scorer):
@@ -118,6 +138,9 @@ class ZocLite(Scorer):
     template: str = "a photo of a {}"
     max_id_cosine: float = 0.9
     adjectives: bool = False
+
+    #: how many of the most retrieved candidates per data set :meth:`exports` lists
+    EXPORT_TOP: ClassVar[int] = 100
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -186,3 +209,20 @@ class ZocLite(Scorer):
 
     def provenance(self) -> dict[str, Any]:
         return dict(self._fitted)
+
+    def exports(self, image_features: Mapping[str, torch.Tensor]) -> dict[str, pd.DataFrame]:
+        """``candidates``: per data set, the :attr:`EXPORT_TOP` candidate words retrieved by the most
+        images: ``dataset``, ``rank``, ``word``, ``images`` (how many retrieved it in their top k),
+        ``share`` (of the set's images). Ties in count are broken by vocabulary order."""
+        if not hasattr(self, "vocab_features"):
+            raise RuntimeError("ZocLite.exports called before fit")
+        parts = []
+        for name, feats in image_features.items():
+            counts = retrieval_counts(feats, self.vocab_features, self.k).numpy()
+            order = np.argsort(-counts, kind="stable")[: self.EXPORT_TOP]
+            order = order[counts[order] > 0]
+            parts.append(pd.DataFrame({
+                "dataset": name, "rank": np.arange(1, len(order) + 1),
+                "word": [self.vocabulary[i] for i in order], "images": counts[order],
+                "share": counts[order] / max(len(feats), 1)}))
+        return {"candidates": pd.concat(parts, ignore_index=True)} if parts else {}

@@ -1,4 +1,4 @@
-"""The ``oodbench`` command line: run, report, list, cache, train.
+"""The ``oodbench`` command line: run, report, plot, list, cache, train.
 
 User errors (:class:`~oodbench.errors.OodbenchError`) print one paragraph on stderr and exit with
 code 2, without a traceback; anything else is a bug and keeps its traceback.
@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from oodbench import __version__
+from oodbench.version import __version__
 from oodbench.errors import OodbenchError
 from oodbench.progress import console, setup_logging
 
@@ -157,44 +157,26 @@ def run(
     quick_gelu: Annotated[Optional[bool], typer.Option(
         "--quick-gelu/--no-quick-gelu", help="Force QuickGELU on/off (default: detected for OpenAI-style "
                                              "weight files).")] = None,
+    save_scores: Annotated[bool, typer.Option(
+        help="Also write every image's score beside each result (<method>.scores.csv.gz: dataset, path, "
+             "label, score), for `oodbench plot` and `oodbench report --compare`.")] = False,
+    bootstrap: Annotated[int, typer.Option(
+        min=0, help="Bootstrap resamples for each row's 95% interval (ci95); 0 = none.")] = 1000,
+    tag: Annotated[Optional[str], typer.Option(
+        help="Name this run's variant: results go to <method>@TAG.json (default: a short hash of the "
+             "non-default settings, none for a default run).")] = None,
 ) -> None:
     """Score methods on a benchmark: one encoding pass per data set, cached, shared by all methods."""
-    from oodbench.backbone import BackboneSpec
-    from oodbench.benchmarks import custom_benchmark, resolve_benchmark, with_ood
-    from oodbench.data.base import DataContext
-    from oodbench.features import FeatureStore
-    from oodbench.runner import RunConfig, resolve_methods
+    from oodbench.api import build_config
     from oodbench.runner import run as run_benchmark
 
-    method = resolve_methods(method)  # unknown names fail first, before anything is loaded
-    ood_list = [o.strip() for o in ood.split(",") if o.strip()] if ood else None
-    if id.startswith("folder:"):
-        if not ood_list:
-            raise OodbenchError("A custom ID set (--id folder:PATH) needs --ood with at least one OOD set, "
-                                "e.g. --ood folder:/data/my_ood.")
-        bench = custom_benchmark(id, ood_list)
-    else:
-        bench = resolve_benchmark(id)
-        if ood_list:
-            bench = with_ood(bench, ood_list)
-    method_params = _parse_params(param or [])
-    if clipn_checkpoint:
-        for name in ("clipn-ctw", "clipn-atd"):
-            method_params.setdefault(name, {})["checkpoint"] = clipn_checkpoint
-    store = FeatureStore(cache_dir)
-    cfg = RunConfig(
-        methods=method,
-        benchmark=bench,
-        backbone=BackboneSpec(
-            model=model or bench.model or "ViT-B-16",
-            pretrained=pretrained or (bench.pretrained if model in (None, bench.model) else None) or "openai",
-            precision=precision.value, device=device, quick_gelu=quick_gelu, seed=seed,
-            interpolation=interpolation),
-        data=DataContext(data_root=data_root, download=download, cache_dir=store.root),
-        store=store, out_dir=out, batch_size=batch_size, workers=workers, seed=seed,
-        skip_existing=skip_existing, fpr_convention=fpr_convention.value,
-        templates=_read_templates(templates), method_params=method_params, words_file=words,
-    )
+    cfg = build_config(
+        method, id, ood=[o for o in ood.split(",")] if ood else None, model=model, pretrained=pretrained,
+        data_root=data_root, cache_dir=cache_dir, device=device, precision=precision.value,
+        params=_parse_params(param or []), templates=templates, words=words, clipn_checkpoint=clipn_checkpoint,
+        fpr_convention=fpr_convention.value, interpolation=interpolation, quick_gelu=quick_gelu,
+        batch_size=batch_size, workers=workers, seed=seed, download=download, out=out,
+        skip_existing=skip_existing, save_scores=save_scores, bootstrap=bootstrap, tag=tag)
     results = run_benchmark(cfg)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun only rank 0 reports
@@ -218,26 +200,6 @@ def _parse_params(items: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
-def _read_templates(arg: str | None) -> list[str] | None:
-    if not arg:
-        return None
-    path = Path(arg).expanduser()
-    if path.is_file():
-        lines = [ln.strip() for ln in path.read_text().splitlines()]
-        templates = [ln for ln in lines if ln and not ln.startswith("#")]
-        source = str(path)
-    elif "{}" in arg:
-        templates, source = [arg], "the --templates argument"
-    else:
-        raise OodbenchError(f"--templates {arg!r} is neither a file nor a template containing '{{}}' "
-                            "(e.g. --templates 'a photo of a {}.').")
-    bad = [t for t in templates if "{}" not in t]
-    if not templates or bad:
-        raise OodbenchError(f"Every template in {source} needs a '{{}}' where the class name goes"
-                            + (f"; this one has none: {bad[0]!r}." if bad else "; none found."))
-    return templates
-
-
 def _print_results(results: list) -> None:  # type: ignore[type-arg]
     oods = [r["ood"] for r in results[0].rows if r["ood"] != "average"]
     table = Table(title=f"{results[0].benchmark} — {results[0].backbone['slug']}  (FPR95 ↓ / AUROC ↑, %)")
@@ -248,7 +210,7 @@ def _print_results(results: list) -> None:  # type: ignore[type-arg]
     for r in sorted(results, key=lambda r: r.rows[-1]["fpr95"]):
         cells = [f"{row['fpr95'] * 100:.2f} / {row['auroc'] * 100:.2f}" for row in r.rows]
         acc = r.rows[-1].get("id_accuracy")
-        table.add_row(r.method, *cells, "—" if acc is None else f"{acc * 100:.2f}")
+        table.add_row(escape(r.label), *cells, "—" if acc is None else f"{acc * 100:.2f}")
     stdout.print(table)
 
 
@@ -264,17 +226,61 @@ def report(
     reference: Annotated[Optional[list[Path]], typer.Option(
         help="CSV of published numbers to show beside your runs, e.g. "
              "results/reference/imagenet_vit-b-16.csv (repeatable).")] = None,
+    ci: Annotated[bool, typer.Option("--ci", help="Show each number's 95% bootstrap interval [low, high].")] = False,
+    compare: Annotated[Optional[tuple[str, str]], typer.Option(
+        metavar="A B", help="Paired difference B − A per OOD set with its 95% interval; A and B are run labels "
+                            "(mcm, mcm@TAG) or result files. Needs runs made with --save-scores.")] = None,
+    resamples: Annotated[int, typer.Option(min=1, help="Bootstrap resamples for --compare.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed for --compare.")] = 0,
+    plots: Annotated[Optional[Path], typer.Option(
+        help="Folder of `oodbench plot` figures to embed in the HTML report (default: the --output "
+             "file's folder, when it holds them).")] = None,
 ) -> None:
     """Build leaderboards from result files (FPR95 / AUROC per OOD set, average, ID accuracy)."""
-    from oodbench.report import render, write
+    from oodbench.html import PLOT_INDEX
+    from oodbench.report import comparison_pairs, render, render_comparisons, write
     from oodbench.results import ResultSet, find_result_files
 
     files = find_result_files(paths or [Path("results")])
-    text = render([ResultSet.load(f) for f in files], format.value, long=long, digits=digits,
-                  references=reference or [])
+    results = [ResultSet.load(f) for f in files]
+    if compare:
+        text = render_comparisons(comparison_pairs(results, *compare), format.value, digits=digits,
+                                  resamples=resamples, seed=seed)
+    else:
+        if plots is None and output is not None and (output.parent / PLOT_INDEX).is_file():
+            plots = output.parent
+        text = render(results, format.value, long=long, digits=digits, references=reference or [], ci=ci,
+                      plots=plots if format == ReportFormat.html else None)
     write(text, output)
     if output:
         console.print(f"Wrote {output} ({len(files)} result files).")
+
+
+# --------------------------------------------------------------------------------------------- plot
+class FigureFormat(str, Enum):
+    png = "png"
+    pdf = "pdf"
+    svg = "svg"
+
+
+@app.command()
+def plot(
+    paths: Annotated[Optional[list[Path]], typer.Argument(
+        help="Result files or folders (searched recursively) whose runs saved scores (--save-scores). "
+             "Default: ./results")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the figures.")] = Path("plots"),
+    format: Annotated[FigureFormat, typer.Option("--format", "-f", help="png, pdf or svg.")] = FigureFormat.png,
+    bins: Annotated[int, typer.Option(min=5, help="Histogram bins.")] = 50,
+) -> None:
+    """Figures from saved per-image scores: ROC curves (one figure per benchmark × backbone × OOD set, a
+    curve per method) and score histograms (ID vs each OOD set, one figure per method)."""
+    from oodbench.plots import plot_results
+    from oodbench.results import ResultSet, find_result_files
+
+    files = find_result_files(paths or [Path("results")])
+    written = plot_results([ResultSet.load(f) for f in files], out, fmt=format.value, bins=bins)
+    console.print(f"Wrote {len(written)} figures to {escape(str(out))}/ (index.json lists them; "
+                  "`oodbench report -f html --plots` embeds them).", highlight=False)
 
 
 # --------------------------------------------------------------------------------------------- list

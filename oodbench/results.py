@@ -1,19 +1,27 @@
-"""ResultSet: one (benchmark, backbone, method) run, saved as self-describing JSON plus CSV.
+"""ResultSet: one (benchmark, backbone, method, variant) run, saved as self-describing JSON plus CSV.
 
 JSON layout (``format: oodbench-result/1``)::
 
     {"format", "benchmark", "backbone": {identity..., "slug"}, "method", "params",
      "rows": [{"ood": NAME, "auroc", "fpr95", "aupr_in", "aupr_out", "id_accuracy", "n_id", "n_ood",
-               ["id_acceptance", "ood_rejection"]}, ..., {"ood": "average", ...}],
-     "provenance": {versions, date, seed, fpr_convention, datasets, method facts, timings}}
+               ["id_acceptance", "ood_rejection"], ["group"], ["ci95": {metric: [low, high]}]}, ...,
+              {"ood": "average", ...}],
+     "provenance": {versions, date, seed, fpr_convention, datasets, method facts, bootstrap, timings},
+     "variant": "" | TAG | HASH, "settings": {the run's non-default settings}}
 
-The default path is ``<out>/<benchmark>/<backbone slug>/<method>.json`` (``.csv`` beside it).
+A run with default settings is ``<out>/<benchmark>/<backbone slug>/<method>.json``; a run whose method
+parameters, templates, words, seed or FPR convention differ from the defaults is
+``<method>@<variant>.json``, the variant being ``--tag NAME`` or a short hash of those settings, so it
+never overwrites the default run and shows as its own row (``mcm@t2``). Beside the JSON, sharing its
+stem: ``.csv`` (the rows), ``.scores.csv.gz`` (per-image scores, ``--save-scores``) and one
+``.<name>.tsv`` per table the method exported (e.g. NegLabel's ``.negatives.tsv``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +30,14 @@ import pandas as pd
 from oodbench.errors import OodbenchError
 from oodbench.files import atomic_write_text
 from oodbench.metrics import METRIC_KEYS
+from oodbench.scorefile import SCORES_SUFFIX, read_scores, write_scores
 
 FORMAT = "oodbench-result/1"
 AVERAGE = "average"
 ROW_KEYS = ("ood", *METRIC_KEYS, "id_accuracy", "n_id", "n_ood")
+#: Fields written to the JSON file, in order (``path``, ``scores`` and ``exports`` stay in memory).
+SAVED = ("benchmark", "backbone", "method", "params", "rows", "provenance", "variant", "settings")
+TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass
@@ -36,35 +48,80 @@ class ResultSet:
     params: dict[str, Any]
     rows: list[dict[str, Any]]
     provenance: dict[str, Any] = field(default_factory=dict)
+    variant: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    #: where it was loaded from or saved to
+    path: Path | None = field(default=None, repr=False, compare=False)
+    #: per-image scores (``dataset``, ``path``, ``label``, ``score``), when kept or loaded
+    scores: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    #: tables the method exported (:meth:`oodbench.scorer.Scorer.exports`)
+    exports: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        """The run's name in tables: the method, plus ``@variant`` for non-default settings."""
+        return f"{self.method}@{self.variant}" if self.variant else self.method
+
+    @property
+    def id_set(self) -> str | None:
+        """The ID data set's name (from the provenance)."""
+        return self.provenance.get("benchmark", {}).get("id")
 
     @staticmethod
     def average_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
         """Arithmetic mean over OOD sets of every numeric metric (unweighted, as MCM/NegLabel report)."""
         avg: dict[str, Any] = {"ood": AVERAGE}
-        keys = [k for k in rows[0] if k not in ("ood", "n_ood", "n_id")]
+        keys = [k for k in rows[0] if k not in ("ood", "n_ood", "n_id", "group", "ci95")]
         for k in keys:
-            vals = [r[k] for r in rows if r.get(k) is not None]
+            vals = [r[k] for r in rows if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)]
             avg[k] = sum(vals) / len(vals) if vals else None
         avg["n_id"] = rows[0].get("n_id")
         avg["n_ood"] = sum(r.get("n_ood") or 0 for r in rows)
         return avg
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, **asdict(self)}
+        return {"format": FORMAT, **{k: getattr(self, k) for k in SAVED}}
 
     def frame(self) -> pd.DataFrame:
-        """Long-form table: one line per OOD set (and the average) with the run's identity columns."""
-        df = pd.DataFrame(self.rows)
-        df.insert(0, "method", self.method)
+        """Long-form table: one line per OOD set (and the averages) with the run's identity columns.
+
+        ``method`` is the run's :attr:`label`; a row's ``ci95`` becomes ``<metric>_ci95_low`` /
+        ``<metric>_ci95_high`` columns.
+        """
+        rows = []
+        for row in self.rows:
+            flat = {k: v for k, v in row.items() if k != "ci95"}
+            for metric, (low, high) in (row.get("ci95") or {}).items():
+                flat[f"{metric}_ci95_low"], flat[f"{metric}_ci95_high"] = low, high
+            rows.append(flat)
+        df = pd.DataFrame(rows)
+        df.insert(0, "method", self.label)
         df.insert(0, "backbone", self.backbone.get("slug", ""))
         df.insert(0, "benchmark", self.benchmark)
         return df
 
-    def save(self, path: Path) -> Path:
-        """Write ``path`` (JSON) and ``path.with_suffix('.csv')``, each atomically."""
+    def save(self, path: Path, scores: bool = False) -> Path:
+        """Write ``path`` (JSON), its ``.csv``, the exported tables and (``scores``) the per-image scores.
+
+        Each file is written atomically, the JSON last, so a result file never names side files that
+        are not there. A scores file left from an earlier run at this path is removed when this run
+        saves none (it would not belong to these numbers).
+        """
+        path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        for name, table in self.exports.items():
+            atomic_write_text(side_file(path, f"{name}.tsv"), table.to_csv(sep="\t", index=False))
+        score_file = side_file(path, SCORES_SUFFIX)
+        if scores:
+            if self.scores is None:
+                raise RuntimeError(f"{self.label}: no per-image scores to save")
+            self.provenance["scores"] = {"file": score_file.name, **write_scores(self.scores, score_file)}
+        else:
+            self.provenance.pop("scores", None)
+            score_file.unlink(missing_ok=True)
         atomic_write_text(path.with_suffix(".csv"), self.frame().to_csv(index=False))
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        self.path = path
         return path
 
     @classmethod
@@ -75,12 +132,39 @@ class ResultSet:
             raise OodbenchError(f"Cannot read result file {path}: {exc}.") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise OodbenchError(f"{path} is not an oodbench result file (expected \"format\": \"{FORMAT}\").")
-        return cls(**{k: data[k] for k in ("benchmark", "backbone", "method", "params", "rows", "provenance")})
+        fields = {k: data[k] for k in SAVED if k in data}
+        return cls(**fields, path=Path(path))
+
+    def load_scores(self) -> pd.DataFrame:
+        """The per-image scores saved beside this result (``--save-scores``), checked against it."""
+        if self.scores is not None:
+            return self.scores
+        recorded = self.provenance.get("scores")
+        if self.path is None or not recorded:
+            raise OodbenchError(
+                f"The result {self.path or self.label} has no per-image scores. Run it again with "
+                "`oodbench run ... --save-scores` (cached features make that quick).")
+        self.scores = read_scores(self.path.with_name(recorded["file"]), expect_sha256=recorded.get("sha256"))
+        return self.scores
 
 
-def result_path(out_dir: Path, benchmark: str, backbone_slug: str, method: str) -> Path:
+def side_file(result: Path, suffix: str) -> Path:
+    """``<stem>.<suffix>`` beside a result JSON (``mcm@t2.json`` -> ``mcm@t2.scores.csv.gz``)."""
+    return result.with_name(f"{result.stem}.{suffix}")
+
+
+def check_tag(tag: str) -> str:
+    """A ``--tag``, checked: letters, digits, ``.``, ``_``, ``-``; it becomes part of file names."""
+    if not TAG_PATTERN.fullmatch(tag):
+        raise OodbenchError(f"--tag {tag!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a "
+                            "letter or digit (it becomes part of the result's file name).")
+    return tag
+
+
+def result_path(out_dir: Path, benchmark: str, backbone_slug: str, method: str, variant: str = "") -> Path:
     safe = benchmark.replace("/", "-").replace(":", "-")
-    return Path(out_dir) / safe / backbone_slug / f"{method}.json"
+    name = f"{method}@{variant}" if variant else method
+    return Path(out_dir) / safe / backbone_slug / f"{name}.json"
 
 
 def find_result_files(paths: list[Path]) -> list[Path]:

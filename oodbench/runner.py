@@ -17,16 +17,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import torch
 
-from oodbench import __version__
+from oodbench.version import __version__
 from oodbench.backbone import Backbone, BackboneSpec
+from oodbench.bootstrap import DEFAULT_RESAMPLES, LEVEL, attach_intervals, bootstrap_replicates
 from oodbench.data.base import DataContext, ImageSet, open_dataset
 from oodbench.distributed import Dist, broadcast, setup_distributed, world
 from oodbench.errors import OodbenchError
 from oodbench.features import FeatureStore
+from oodbench.hashing import sha256_file, sha256_json
 from oodbench.metrics import decision_rates, id_accuracy, ood_metrics
-from oodbench.results import ResultSet, result_path
+from oodbench.results import ResultSet, check_tag, result_path
+from oodbench.scorefile import scores_table
 from oodbench.scorer import FitContext, Scorer, load_methods
 
 if TYPE_CHECKING:
@@ -54,6 +58,10 @@ class RunConfig:
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     words_file: Path | None = None
     save: bool = True
+    save_scores: bool = False
+    bootstrap: int = DEFAULT_RESAMPLES  # resamples for the rows' ci95; 0 = no intervals
+    tag: str | None = None  # names the run's variant instead of a hash of its non-default settings
+    default_fpr_convention: str = "nearest"  # the convention that needs no variant in the file name
 
 
 @dataclass
@@ -63,6 +71,7 @@ class EncodedSet:
     labels: np.ndarray
     identity: dict[str, Any]
     cached: bool
+    items: list[str] = field(default_factory=list)  # stable per-image ids (ImageSet.item_ids)
 
 
 def resolve_methods(names: list[str]) -> list[str]:
@@ -100,7 +109,8 @@ def encode_dataset(backbone: Backbone, dataset: ImageSet, store: FeatureStore, b
             return None
         log.info("%s: %d cached image features", dataset.name, len(found["features"]))
         feats = torch.from_numpy(np.array(found["features"], dtype=np.float32))
-        return EncodedSet(dataset.name, feats, np.array(found["labels"]), dataset.identity, True)
+        return EncodedSet(dataset.name, feats, np.array(found["labels"]), dataset.identity, True,
+                          dataset.item_ids())
     dataset.with_transform(backbone.preprocess)
     feats_np = backbone.encode_images(dataset, batch_size=batch_size, workers=workers,
                                       desc=f"encoding {dataset.name}")
@@ -108,13 +118,45 @@ def encode_dataset(backbone: Backbone, dataset: ImageSet, store: FeatureStore, b
         return None
     store.save("images", key, {"features": feats_np, "labels": dataset.labels},
                meta={"dataset": dataset.name, "backbone": backbone.slug})
-    return EncodedSet(dataset.name, torch.from_numpy(feats_np), dataset.labels, dataset.identity, False)
+    return EncodedSet(dataset.name, torch.from_numpy(feats_np), dataset.labels, dataset.identity, False,
+                      dataset.item_ids())
 
 
-def make_scorer(name: str, cfg: RunConfig) -> Scorer:
+def make_scorer(name: str, cfg: RunConfig, user: bool = True) -> Scorer:
+    """The method with the benchmark's parameters and (``user``) the user's on top."""
     cls = load_methods().get(name)
-    params = {**cfg.benchmark.params.get(name, {}), **cfg.method_params.get(name, {})}
+    params = {**cfg.benchmark.params.get(name, {}), **(cfg.method_params.get(name, {}) if user else {})}
     return cls.from_params(params)
+
+
+def run_settings(name: str, scorer: Scorer, cfg: RunConfig) -> dict[str, Any]:
+    """What makes this run differ from the default run of ``name`` on this benchmark (JSON-able).
+
+    Method parameters that differ from the benchmark's (values compared after type conversion, so
+    ``-p mcm.temperature=1`` is the default), prompt templates other than the benchmark's, a words
+    file (by content), a non-zero seed and a non-default FPR convention.
+    """
+    settings: dict[str, Any] = {}
+    default = make_scorer(name, cfg, user=False).params()
+    changed = {k: v for k, v in scorer.params().items() if default.get(k) != v}
+    if changed:
+        settings["params"] = changed
+    if cfg.templates is not None and list(cfg.templates) != list(cfg.benchmark.templates or []):
+        settings["templates"] = list(cfg.templates)
+    if cfg.words_file is not None:
+        settings["words_sha256"] = sha256_file(Path(cfg.words_file))
+    if cfg.seed != 0:
+        settings["seed"] = cfg.seed
+    if cfg.fpr_convention != cfg.default_fpr_convention:
+        settings["fpr_convention"] = cfg.fpr_convention
+    return settings
+
+
+def run_variant(settings: dict[str, Any], tag: str | None) -> str:
+    """The run's name after ``@``: its tag, else a short hash of its non-default settings, else ``""``."""
+    if tag:
+        return check_tag(tag)
+    return sha256_json(settings, 8) if settings else ""
 
 
 def _lexicon_loader(cfg: RunConfig):  # type: ignore[no-untyped-def]
@@ -160,6 +202,8 @@ def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
     methods = resolve_methods(cfg.methods)
     # Build every scorer before loading anything, so that a bad parameter fails at once.
     scorers = {m: make_scorer(m, cfg) for m in methods}
+    settings = {m: run_settings(m, scorers[m], cfg) for m in methods}
+    variants = {m: run_variant(settings[m], cfg.tag) for m in methods}
     torch.manual_seed(cfg.seed)
 
     # Open every data set first: a missing folder fails before any model is loaded or image encoded.
@@ -174,11 +218,10 @@ def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
     spec = cfg.backbone if env.world_size == 1 else dataclasses.replace(cfg.backbone, device=str(env.device))
     backbone = Backbone.load(spec, cache_dir=cfg.store.root)
     backbone.store = cfg.store
-    todo = broadcast([m for m in methods if not (
-        cfg.skip_existing and result_path(cfg.out_dir, bench.name, backbone.slug, m).is_file())])
+    paths = {m: result_path(cfg.out_dir, bench.name, backbone.slug, m, variants[m]) for m in methods}
+    todo = broadcast([m for m in methods if not (cfg.skip_existing and paths[m].is_file())])
     for m in set(methods) - set(todo):
-        log.info("skipping %s: %s exists (--skip-existing)", m,
-                 result_path(cfg.out_dir, bench.name, backbone.slug, m))
+        log.info("skipping %s: %s exists (--skip-existing)", m, paths[m])
     if not todo:
         return []
 
@@ -204,15 +247,22 @@ def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
     if not env.main or id_enc is None:
         return []
 
-    return [score_method(name, scorers[name], ctx, id_enc, ood_enc, cfg, backbone,
-                         {"encode_all_sets": encode_s, "fit": fit_s[name]})
-            for name in todo]
+    results = []
+    for name in todo:
+        result = score_method(name, scorers[name], ctx, id_enc, ood_enc, cfg, backbone,
+                              {"encode_all_sets": encode_s, "fit": fit_s[name]})
+        result.variant, result.settings = variants[name], settings[name]
+        if cfg.save:
+            result.save(paths[name], scores=cfg.save_scores)
+        results.append(result)
+    return results
 
 
 @torch.no_grad()
 def score_method(name: str, scorer: Scorer, ctx: FitContext, id_enc: EncodedSet, ood_enc: list[EncodedSet],
                  cfg: RunConfig, backbone: Backbone, seconds: dict[str, float]) -> ResultSet:
-    """Score a fitted method on the encoded sets and build (and save) its ResultSet."""
+    """Score a fitted method on the encoded sets and build its ResultSet (rows with ``ci95``, per-image
+    scores in ``.scores``, exported tables in ``.exports``); the caller saves it."""
     t1 = time.perf_counter()
     s_id = _scores(scorer, id_enc)
     pred = scorer.predict_classes(id_enc.features)
@@ -220,39 +270,57 @@ def score_method(name: str, scorer: Scorer, ctx: FitContext, id_enc: EncodedSet,
     acc = id_accuracy(pred.cpu().numpy(), labels) if pred is not None and (labels >= 0).all() else None
     dec_id = scorer.decide(id_enc.features)
     rows = []
+    tables = [scores_table(id_enc.name, id_enc.items, labels, s_id)]
+    replicates = {}
     for enc in ood_enc:
         s_ood = _scores(scorer, enc)
+        tables.append(scores_table(enc.name, enc.items, np.full(len(s_ood), -1), s_ood))
         row: dict[str, Any] = {"ood": enc.name, **ood_metrics(s_id, s_ood, cfg.fpr_convention),
                                "id_accuracy": acc, "n_id": len(s_id), "n_ood": len(s_ood)}
         if dec_id is not None:
             row.update(decision_rates(dec_id.cpu().numpy(), scorer.decide(enc.features).cpu().numpy()))
         rows.append(row)
+        if cfg.bootstrap > 0:
+            replicates[enc.name] = bootstrap_replicates(
+                s_id, s_ood, id_name=id_enc.name, ood_name=enc.name, resamples=cfg.bootstrap, seed=cfg.seed,
+                fpr_convention=cfg.fpr_convention)
     rows.append(ResultSet.average_row(rows))
+    if replicates:
+        attach_intervals(rows, replicates)
     score_s = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    exports = scorer.exports({e.name: e.features for e in [id_enc, *ood_enc]})
+    export_s = time.perf_counter() - t2
 
-    result = ResultSet(
+    provenance: dict[str, Any] = {
+        "versions": versions(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seed": cfg.seed,
+        "fpr_convention": cfg.fpr_convention,
+        "benchmark": {"id": cfg.benchmark.id, "ood": list(cfg.benchmark.ood), "source": cfg.benchmark.source},
+        "datasets": {id_enc.name: id_enc.identity, **{e.name: e.identity for e in ood_enc}},
+        "templates": ctx.templates,
+        "method": {"paper": scorer.info.paper, "summary": scorer.info.summary, **scorer.provenance()},
+        "device": str(backbone.device),
+        "seconds": {**{k: round(v, 3) for k, v in seconds.items()}, "score": round(score_s, 3),
+                    "exports": round(export_s, 3)},
+    }
+    if cfg.bootstrap > 0:
+        provenance["bootstrap"] = {
+            "resamples": cfg.bootstrap, "seed": cfg.seed, "level": LEVEL, "interval": "percentile",
+            "scheme": "ID images and each OOD set's images resampled independently with replacement, "
+                      "streams seeded by (seed, set name); average rows: mean of the sets' replicates "
+                      "under the same ID resamples (oodbench.bootstrap)"}
+    return ResultSet(
         benchmark=cfg.benchmark.name,
         backbone={**backbone.identity, "slug": backbone.slug},
         method=name,
         params=scorer.params(),
         rows=rows,
-        provenance={
-            "versions": versions(),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "seed": cfg.seed,
-            "fpr_convention": cfg.fpr_convention,
-            "benchmark": {"id": cfg.benchmark.id, "ood": list(cfg.benchmark.ood),
-                          "source": cfg.benchmark.source},
-            "datasets": {id_enc.name: id_enc.identity, **{e.name: e.identity for e in ood_enc}},
-            "templates": ctx.templates,
-            "method": {"paper": scorer.info.paper, "summary": scorer.info.summary, **scorer.provenance()},
-            "device": str(backbone.device),
-            "seconds": {**{k: round(v, 3) for k, v in seconds.items()}, "score": round(score_s, 3)},
-        },
+        provenance=provenance,
+        scores=pd.concat(tables, ignore_index=True),
+        exports=exports,
     )
-    if cfg.save:
-        result.save(result_path(cfg.out_dir, cfg.benchmark.name, backbone.slug, name))
-    return result
 
 
 def _scores(scorer: Scorer, enc: EncodedSet) -> np.ndarray:

@@ -35,6 +35,8 @@ from oodbench.params import convert
 from oodbench.registry import Registry, entry_point_source
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from oodbench.backbone import Backbone
     from oodbench.features import FeatureStore
     from oodbench.lexicon import Lexicon
@@ -124,6 +126,15 @@ class Scorer(ABC):
 
     def provenance(self) -> dict[str, Any]:
         """Extra facts about what ``fit`` did (e.g. the mined negatives), written into the results."""
+        return {}
+
+    def exports(self, image_features: Mapping[str, torch.Tensor]) -> dict[str, pd.DataFrame]:
+        """Tables of everything the method decided, in full, by name (e.g. ``{"negatives": ...}``).
+
+        Called once after scoring, with each scored data set's [N, D] image features (ID set first).
+        Each table is saved beside the result as ``<stem>.<name>.tsv`` and kept in
+        ``ResultSet.exports``; :meth:`provenance` keeps only a summary. Default: nothing.
+        """
         return {}
 
     @classmethod

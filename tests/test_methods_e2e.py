@@ -29,14 +29,16 @@ def test_neglabel_and_zoc_lite_with_a_word_file(folder_benchmark, tmp_path):
                                       "-p", "neglabel.groups=2", "-p", "neglabel.eta=0.4", "-p", "zoc-lite.k=3"),
                         catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    neg = json.loads(next((tmp_path / "out").rglob("neglabel.json")).read_text())
+    # parameters and a words file differ from the defaults: the files carry a hash of them in their names
+    neg = json.loads(next((tmp_path / "out").rglob("neglabel@*.json")).read_text())
+    assert neg["settings"]["params"] == {"groups": 2, "eta": 0.4} and "words_sha256" in neg["settings"]
     prov = neg["provenance"]["method"]
     # floor(0.4 * 15) nouns + floor(0.4 * 5) adjectives; 'red square' equals an ID class and is dropped
     assert (prov["noun_negatives"], prov["adj_negatives"]) == (6, 2)
     assert prov["candidates_equal_to_id_names"] == 1
     assert set(prov["negatives_head"]) <= set(WORDS) | {"shiny", "wooden", "ancient", "tiny", "purple"}
     assert neg["params"]["groups"] == 2 and neg["params"]["eta"] == 0.4
-    zoc = json.loads(next((tmp_path / "out").rglob("zoc-lite.json")).read_text())
+    zoc = json.loads(next((tmp_path / "out").rglob("zoc-lite@*.json")).read_text())
     assert zoc["params"]["k"] == 3
     for data in (neg, zoc):
         assert 0.0 <= data["rows"][0]["auroc"] <= 1.0 and data["rows"][0]["id_accuracy"] is not None

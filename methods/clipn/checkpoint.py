@@ -270,7 +270,7 @@ def save_weights(path: Path, clipn: CLIPN, meta: Mapping[str, Any]) -> None:
 
 
 def checkpoint_meta(clipn: CLIPN, identity: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
-    from oodbench import __version__
+    from oodbench.version import __version__
 
     return {"backbone": identity_summary(identity), "backbone_fingerprint": backbone_fingerprint(clipn.clip),
             "oodbench_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}

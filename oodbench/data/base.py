@@ -43,6 +43,11 @@ class ImageSet(torch.utils.data.Dataset):
     def describe_item(self, index: int) -> str:
         return f"{self.name}[{index}]"
 
+    def item_ids(self) -> list[str]:
+        """One stable id per item, in order (the ``path`` column of per-image scores): the index here;
+        file sets give their path relative to the set's root, array sets ``<split>/<index>``."""
+        return [str(i) for i in range(len(self))]
+
     def load_image(self, index: int) -> Image.Image:
         raise NotImplementedError
 
@@ -67,7 +72,9 @@ class FileImageSet(ImageSet):
         self.files = [Path(f) for f in files]
         if labels is None:
             labels = [-1] * len(self.files)
-        rel = [str(f.relative_to(self.root)) if f.is_relative_to(self.root) else str(f) for f in self.files]
+        rel = [f.relative_to(self.root).as_posix() if f.is_relative_to(self.root) else f.as_posix()
+               for f in self.files]
+        self._relative = rel
         h = hashlib.sha256()
         for r, f in sorted(zip(rel, self.files)):
             h.update(f"{r}\t{f.stat().st_size}\n".encode())
@@ -75,6 +82,9 @@ class FileImageSet(ImageSet):
 
     def describe_item(self, index: int) -> str:
         return str(self.files[index])
+
+    def item_ids(self) -> list[str]:
+        return list(self._relative)
 
     def load_image(self, index: int) -> Image.Image:
         with Image.open(self.files[index]) as im:
@@ -92,6 +102,10 @@ class ArrayImageSet(ImageSet):
 
     def load_image(self, index: int) -> Image.Image:
         return self._get_image(index)
+
+    def item_ids(self) -> list[str]:
+        split = self.identity.get("split", "item")
+        return [f"{split}/{i}" for i in range(len(self))]
 
 
 def list_images(folder: Path, recursive: bool = True) -> list[Path]:
