@@ -59,9 +59,10 @@ def resample_indices(n: int, resamples: int, seed: int, name: str) -> Iterator[n
 
 def _weights(inverse: np.ndarray, draws: list[np.ndarray], levels: int) -> np.ndarray:
     """[b, levels] how many times each distinct score value was drawn, per resample."""
-    idx = np.stack(draws)
-    flat = inverse[idx] + (np.arange(len(draws)) * levels)[:, None]
-    return np.bincount(flat.ravel(), minlength=len(draws) * levels).reshape(len(draws), levels)
+    out = np.empty((len(draws), levels), dtype=np.int64)
+    for row, idx in enumerate(draws):
+        out[row] = np.bincount(inverse[idx], minlength=levels)
+    return out
 
 
 # ------------------------------------------------------------------- metrics of weighted counts
@@ -153,15 +154,19 @@ def weighted_metrics(w_id: np.ndarray, w_ood: np.ndarray, fpr_convention: str = 
     if ood_columns is None or 2 * len(ood_columns) > w_id.shape[1]:
         ood_columns = everything  # type: ignore[assignment]
     n_id, n_ood = int(w_id[0].sum()), int(w_ood[0].sum())
+    # Integer running sums: exact, and (unlike float ones) fast along rows.
     tps, fps = np.cumsum(w_id, axis=1), np.cumsum(w_ood, axis=1)
     # at the OOD columns: ID above, ID tied, OOD at or below, everything at or below
     wo, tp_o, wi_o, fp_o = w_ood[:, ood_columns], tps[:, ood_columns], w_id[:, ood_columns], fps[:, ood_columns]
     auroc = (_rowdot(wo, tp_o) - 0.5 * _rowdot(wo, wi_o)) / (n_id * n_ood)
     ood_below = n_ood - fp_o + wo
     all_below = (n_id + n_ood) - (tp_o + fp_o) + (wi_o + wo)
-    aupr_out = _rowdot(wo, ood_below / np.maximum(all_below, 1)) / n_ood  # wo > 0 implies all_below >= 1
+    np.maximum(all_below, 1, out=all_below)  # wo > 0 implies all_below >= 1
+    aupr_out = _rowdot(wo, ood_below / all_below) / n_ood
     tp_i = tps[:, id_columns]
-    aupr_in = _rowdot(w_id[:, id_columns], tp_i / np.maximum(tp_i + fps[:, id_columns], 1)) / n_id
+    seen = tp_i + fps[:, id_columns]
+    np.maximum(seen, 1, out=seen)  # w_id > 0 implies tps >= 1
+    aupr_in = _rowdot(w_id[:, id_columns], tp_i / seen) / n_id
     return {"auroc": auroc, "fpr95": VECTOR_FPR[fpr_convention](tps, fps, n_id, n_ood),
             "aupr_in": aupr_in, "aupr_out": aupr_out}
 
