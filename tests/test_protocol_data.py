@@ -152,6 +152,7 @@ def test_imagenet10_train_and_its_errors(tmp_path, monkeypatch):
         open_dataset("imagenet10-train", ctx(tmp_path))
     msg = str(err.value)
     assert str(tmp_path / "imagenet" / "train") in msg and "OODBENCH_IMAGENET_TRAIN_DIR" in msg
+    assert str(tmp_path / "ImageNet10" / "train") in msg and "ILSVRC2012_img_train.tar" in msg
     ten = [r[0] for r in read_table(IMAGENET10_MCM)]
     class_tree(tmp_path / "elsewhere", ten, per_class=3, ext=".JPEG")
     monkeypatch.setenv("OODBENCH_IMAGENET_TRAIN_DIR", str(tmp_path / "elsewhere"))
@@ -325,8 +326,8 @@ def test_missing_variant_lists_where_it_looked(tmp_path):
     with pytest.raises(DataError) as err:
         open_dataset("imagenet-a", ctx(tmp_path))
     msg = str(err.value)
-    assert str(tmp_path / "imagenet-a") in msg and "imagenet-a.tar" in msg
-    assert "OODBENCH_IMAGENET_A_DIR" in msg
+    assert str(tmp_path / "imagenet-a") in msg and "imagenet-a.tar" in msg and "7,500 images" in msg
+    assert "OODBENCH_IMAGENET_A_DIR" in msg and "Expected layout: <root>/imagenet-a/<wnid>/" in msg
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -54,8 +54,8 @@ def locate(spec: DatasetSpec, ctx: DataContext, candidates: Sequence[str], *,
         looked = ", ".join(str(ctx.root / c) for c in candidates)
     raise DataError(
         f"Data set {spec.name!r}: no folder found; looked at {looked}. Expected layout: {spec.layout}. "
-        f"Where it comes from: {spec.source}. Put it under the data root (--data-root / $OODBENCH_DATA) "
-        f"or point ${' or $'.join(env_vars)} at the folder itself."
+        f"What it is: {spec.description} Where it comes from: {spec.source}. Put it under the data root "
+        f"(--data-root / $OODBENCH_DATA) or point ${' or $'.join(env_vars)} at the folder itself."
     )
 
 
