@@ -1,7 +1,7 @@
 """Leaderboards from any number of result files: markdown, CSV, LaTeX or HTML.
 
 One table per (benchmark, backbone): a row per run (method, or ``method@variant``), per OOD set
-``FPR95↓ / AUROC↑`` in percent, then the group averages (``near avg``, ``far avg``) when the suite
+``FPR95↓ / AUROC↑`` in percent, then the group averages (``avg near``, ``avg far``) when the suite
 groups its OOD sets, the average, and ID accuracy. ``--long`` gives the tidy one-line-per-(run, OOD set)
 table instead; ``--ci`` adds each number's 95% bootstrap interval.
 
@@ -92,11 +92,11 @@ def reference_table(path: Path) -> pd.DataFrame:
 
 
 def column_label(ood: str) -> str:
-    """The wide table's name for a row: ``avg``, ``<group> avg`` or the OOD set's name."""
+    """The wide table's name for a row: ``avg``, ``avg <group>`` or the OOD set's name."""
     if ood == AVERAGE:
         return "avg"
     if ood.startswith(GROUP_PREFIX):
-        return f"{ood[len(GROUP_PREFIX):]} avg"
+        return f"avg {ood[len(GROUP_PREFIX):]}"
     return ood
 
 

@@ -3,11 +3,15 @@
 JSON layout (``format: oodbench-result/1``)::
 
     {"format", "benchmark", "backbone": {identity..., "slug"}, "method", "params",
-     "rows": [{"ood": NAME, "auroc", "fpr95", "aupr_in", "aupr_out", "id_accuracy", "n_id", "n_ood",
-               ["id_acceptance", "ood_rejection"], ["group"], ["ci95": {metric: [low, high]}]}, ...,
-              {"ood": "average", ...}],
+     "rows": [{"ood": NAME, ["group"], "auroc", "fpr95", "aupr_in", "aupr_out", "id_accuracy", "n_id",
+               "n_ood", ["id_acceptance", "ood_rejection"], ["ci95": {metric: [low, high]}]}, ...,
+              [{"ood": "average-<group>", "group": GROUP, ...}, ...], {"ood": "average", ...}],
      "provenance": {versions, date, seed, fpr_convention, datasets, method facts, bootstrap, timings},
      "variant": "" | TAG | HASH, "settings": {the run's non-default settings}}
+
+Rows come in suite order, one per OOD set; a suite with groups (near / far) adds ``group`` to each of
+them and one ``average-<group>`` row per group after them; the last row is always the overall
+``average`` over the OOD sets (:func:`summary_rows`).
 
 A run with default settings is ``<out>/<benchmark>/<backbone slug>/<method>.json``; a run whose method
 parameters, templates, words, seed or FPR convention differ from the defaults is
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,10 +73,10 @@ class ResultSet:
         return self.provenance.get("benchmark", {}).get("id")
 
     @staticmethod
-    def average_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def average_row(rows: list[dict[str, Any]], ood: str = AVERAGE) -> dict[str, Any]:
         """Arithmetic mean over OOD sets of every numeric metric (unweighted, as MCM/NegLabel report)."""
-        avg: dict[str, Any] = {"ood": AVERAGE}
-        keys = [k for k in rows[0] if k not in ("ood", "n_ood", "n_id", "group", "ci95")]
+        avg: dict[str, Any] = {"ood": ood}
+        keys = [k for k in rows[0] if k not in ("ood", "group", "n_ood", "n_id", "ci95")]
         for k in keys:
             vals = [r[k] for r in rows if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)]
             avg[k] = sum(vals) / len(vals) if vals else None
@@ -146,6 +151,17 @@ class ResultSet:
                 "`oodbench run ... --save-scores` (cached features make that quick).")
         self.scores = read_scores(self.path.with_name(recorded["file"]), expect_sha256=recorded.get("sha256"))
         return self.scores
+
+
+def summary_rows(rows: list[dict[str, Any]], groups: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+    """The average rows after the per-set ``rows``: one ``average-<group>`` row per group (unweighted mean
+    over the group's sets, as OpenOOD v1.5 reports near / far), then the overall ``average``."""
+    by_ood = {r["ood"]: r for r in rows}
+    out = []
+    for group, members in groups.items():
+        avg = ResultSet.average_row([by_ood[m] for m in members], f"{AVERAGE}-{group}")
+        out.append({"ood": avg.pop("ood"), "group": group, **avg})
+    return [*out, ResultSet.average_row(rows)]
 
 
 def side_file(result: Path, suffix: str) -> Path:

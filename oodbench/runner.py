@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from oodbench.version import __version__
 from oodbench.backbone import Backbone, BackboneSpec
 from oodbench.bootstrap import DEFAULT_RESAMPLES, LEVEL, attach_intervals, bootstrap_replicates
 from oodbench.data.base import DataContext, ImageSet, open_dataset
@@ -29,9 +28,10 @@ from oodbench.errors import OodbenchError
 from oodbench.features import FeatureStore
 from oodbench.hashing import sha256_file, sha256_json
 from oodbench.metrics import decision_rates, id_accuracy, ood_metrics
-from oodbench.results import ResultSet, check_tag, result_path
+from oodbench.results import ResultSet, check_tag, result_path, summary_rows
 from oodbench.scorefile import scores_table
 from oodbench.scorer import FitContext, Scorer, load_methods
+from oodbench.version import __version__
 
 if TYPE_CHECKING:
     from oodbench.benchmarks import BenchmarkSpec
@@ -120,6 +120,14 @@ def encode_dataset(backbone: Backbone, dataset: ImageSet, store: FeatureStore, b
                meta={"dataset": dataset.name, "backbone": backbone.slug})
     return EncodedSet(dataset.name, torch.from_numpy(feats_np), dataset.labels, dataset.identity, False,
                       dataset.item_ids())
+
+
+def as_ood(enc: EncodedSet | None) -> EncodedSet | None:
+    """``enc`` in the OOD role: every label -1. A set with classes (CIFAR, ImageNet-R, ImageNet-10) keeps
+    them in the cache, which it shares with its ID role, but its classes are not the ID classes."""
+    if enc is None:
+        return None
+    return dataclasses.replace(enc, labels=np.full(len(enc.labels), -1, dtype=np.int64))
 
 
 def make_scorer(name: str, cfg: RunConfig, user: bool = True) -> Scorer:
@@ -242,7 +250,7 @@ def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
 
     t0 = time.perf_counter()
     id_enc = encode_dataset(backbone, id_set, cfg.store, cfg.batch_size, cfg.workers)
-    ood_enc = [encode_dataset(backbone, s, cfg.store, cfg.batch_size, cfg.workers) for s in ood_sets]
+    ood_enc = [as_ood(encode_dataset(backbone, s, cfg.store, cfg.batch_size, cfg.workers)) for s in ood_sets]
     encode_s = time.perf_counter() - t0
     if not env.main or id_enc is None:
         return []
@@ -275,7 +283,9 @@ def score_method(name: str, scorer: Scorer, ctx: FitContext, id_enc: EncodedSet,
     for enc in ood_enc:
         s_ood = _scores(scorer, enc)
         tables.append(scores_table(enc.name, enc.items, np.full(len(s_ood), -1), s_ood))
-        row: dict[str, Any] = {"ood": enc.name, **ood_metrics(s_id, s_ood, cfg.fpr_convention),
+        group = cfg.benchmark.group_of(enc.name)
+        row: dict[str, Any] = {"ood": enc.name, **({"group": group} if group else {}),
+                               **ood_metrics(s_id, s_ood, cfg.fpr_convention),
                                "id_accuracy": acc, "n_id": len(s_id), "n_ood": len(s_ood)}
         if dec_id is not None:
             row.update(decision_rates(dec_id.cpu().numpy(), scorer.decide(enc.features).cpu().numpy()))
@@ -284,7 +294,7 @@ def score_method(name: str, scorer: Scorer, ctx: FitContext, id_enc: EncodedSet,
             replicates[enc.name] = bootstrap_replicates(
                 s_id, s_ood, id_name=id_enc.name, ood_name=enc.name, resamples=cfg.bootstrap, seed=cfg.seed,
                 fpr_convention=cfg.fpr_convention)
-    rows.append(ResultSet.average_row(rows))
+    rows += summary_rows(rows, cfg.benchmark.groups)
     if replicates:
         attach_intervals(rows, replicates)
     score_s = time.perf_counter() - t1
@@ -297,7 +307,10 @@ def score_method(name: str, scorer: Scorer, ctx: FitContext, id_enc: EncodedSet,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seed": cfg.seed,
         "fpr_convention": cfg.fpr_convention,
-        "benchmark": {"id": cfg.benchmark.id, "ood": list(cfg.benchmark.ood), "source": cfg.benchmark.source},
+        "benchmark": {"id": cfg.benchmark.id, "ood": list(cfg.benchmark.ood),
+                      **({"groups": {g: list(m) for g, m in cfg.benchmark.groups.items()}}
+                         if cfg.benchmark.groups else {}),
+                      "source": cfg.benchmark.source},
         "datasets": {id_enc.name: id_enc.identity, **{e.name: e.identity for e in ood_enc}},
         "templates": ctx.templates,
         "method": {"paper": scorer.info.paper, "summary": scorer.info.summary, **scorer.provenance()},
