@@ -249,3 +249,21 @@ def test_bad_tag_and_bootstrap_are_user_errors(folder_benchmark, tmp_path):
     res = runner.invoke(app, run_args(folder_benchmark, tmp_path, "-m", "mcm", "--tag", "a/b"))
     assert res.exit_code == 2 and "--tag" in res.output
     assert not list(tmp_path.rglob("*.json"))
+
+
+def test_group_average_rows_carry_intervals_of_their_sets(scored, tmp_path):
+    bench = scored["bench"]
+    suite = tmp_path / "grouped.toml"
+    suite.write_text(f'description = "grouped"\nsource = "test"\nid = "folder:{bench["id"]}"\n'
+                     f'ood = ["folder:{bench["ood_a"]}", "folder:{bench["ood_b"]}"]\n'
+                     f'[groups]\nnear = ["folder:{bench["ood_a"]}"]\nfar = ["folder:{bench["ood_b"]}"]\n')
+    res = invoke("run", "-m", "mcm", "--id", str(suite), "--model", TINY, "--pretrained", "none", "--workers", "0",
+                 "--out", str(tmp_path / "g"), "--bootstrap", "30", "--save-scores")
+    assert res.exit_code == 0, res.output
+    result = ResultSet.load(next((tmp_path / "g").rglob("mcm.json")))
+    rows = {r["ood"]: r for r in result.rows}
+    assert list(rows)[2:] == ["average-near", "average-far", "average"]
+    s_id, oods = split_scores(result.load_scores(), result.id_set)
+    reps = {o: bootstrap_replicates(s_id, s, id_name=result.id_set, ood_name=o, resamples=30) for o, s in oods.items()}
+    assert rows["average-near"]["ci95"] == intervals(reps[f"folder:{bench['ood_a']}"])
+    assert rows["average"]["ci95"] == intervals(mean_replicates(list(reps.values())))
