@@ -101,7 +101,7 @@ class Evaluation:
 
 def read_templates(arg: str | Sequence[str] | None) -> list[str] | None:
     """Prompt templates from a file (one per line, ``#`` comments), one template string, or a list."""
-    if arg is None or (not isinstance(arg, str) and not arg) or arg == "":
+    if not arg:
         return None
     if isinstance(arg, str):
         path = Path(arg).expanduser()

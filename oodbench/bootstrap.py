@@ -118,12 +118,40 @@ def _fpr_interpolate(tps: np.ndarray, fps: np.ndarray, n_id: int, n_ood: int) ->
     return np.where(t1 == TPR, f1, inter)
 
 
-#: Vectorised FPR95 per convention of :mod:`oodbench.metrics`; a convention missing here is computed
-#: resample by resample with ``ood_metrics`` (correct, only slower).
+def _fpr_openood(w_id: np.ndarray, w_ood: np.ndarray, n_id: int, n_ood: int) -> np.ndarray:
+    """OpenOOD v1.5's rule per row: OOD positive, ``roc_curve(is_ood, -score)`` with scikit-learn's
+    default ``drop_intermediate``, the first kept point with OOD recall >= 0.95; value = ID flagged / n_id.
+
+    The walk goes from the lowest score up. scikit-learn keeps the first and last distinct thresholds and
+    drops a point whose step (the ID and OOD weight at its value) equals the next point's; so the answer
+    is the first kept point at or after the first point reaching the recall.
+    """
+    wi, wo = w_id[:, ::-1], w_ood[:, ::-1]  # lowest score first
+    caught, flagged = np.cumsum(wo, axis=1), np.cumsum(wi, axis=1)
+    rows, cols = np.arange(len(wi)), np.arange(wi.shape[1])
+    width = wi.shape[1]
+    present = (wi + wo) > 0
+    start = np.count_nonzero(caught < _recall_count(n_ood), axis=1)  # first column reaching the recall
+    at = np.where(present, cols[None, :], width)
+    after = np.concatenate([np.minimum.accumulate(at[:, ::-1], axis=1)[:, ::-1][:, 1:],
+                            np.full((len(wi), 1), width)], axis=1)  # the next present column
+    nxt = np.minimum(after, width - 1)
+    same_step = (wi == np.take_along_axis(wi, nxt, 1)) & (wo == np.take_along_axis(wo, nxt, 1))
+    first = cols[None, :] == np.argmax(present, axis=1)[:, None]
+    kept = present & (first | (after >= width) | ~same_step)
+    first_kept = np.minimum.accumulate(np.where(kept, cols[None, :], width)[:, ::-1], axis=1)[:, ::-1]
+    return flagged[rows, first_kept[rows, start]] / n_id
+
+
+#: Vectorised FPR95 per convention of :mod:`oodbench.metrics`, from (tps, fps) or, for ``WEIGHT_RULES``,
+#: from the weights; a convention missing here is computed resample by resample with ``ood_metrics``
+#: (correct, only slower).
 VECTOR_FPR: dict[str, Callable[[np.ndarray, np.ndarray, int, int], np.ndarray]] = {
     "nearest": _fpr_nearest,
     "interpolate": _fpr_interpolate,
+    "openood": _fpr_openood,
 }
+WEIGHT_RULES = frozenset({"openood"})
 
 
 def weighted_metrics(w_id: np.ndarray, w_ood: np.ndarray, fpr_convention: str = "nearest",
@@ -140,7 +168,7 @@ def weighted_metrics(w_id: np.ndarray, w_ood: np.ndarray, fpr_convention: str = 
     - AUPR-In = sum_u (w_id[u] / n_id) tps[u] / (tps[u] + fps[u]) (average precision, ID positive);
     - AUPR-Out = sum_u (w_ood[u] / n_ood) P_out[u], the precision of OOD-positive thresholds walked
       from the lowest value up: OOD at or below u over all images at or below u;
-    - FPR95 by :data:`VECTOR_FPR` for the convention.
+    - FPR95 by :data:`VECTOR_FPR` for the convention (``nearest``, ``interpolate``, ``openood``).
 
     ``id_columns`` / ``ood_columns`` (optional) list the columns that can hold ID / OOD weight; the sums
     run over those only.
@@ -167,7 +195,9 @@ def weighted_metrics(w_id: np.ndarray, w_ood: np.ndarray, fpr_convention: str = 
     seen = tp_i + fps[:, id_columns]
     np.maximum(seen, 1, out=seen)  # w_id > 0 implies tps >= 1
     aupr_in = _rowdot(w_id[:, id_columns], tp_i / seen) / n_id
-    return {"auroc": auroc, "fpr95": VECTOR_FPR[fpr_convention](tps, fps, n_id, n_ood),
+    rule = VECTOR_FPR[fpr_convention]
+    fpr = rule(w_id, w_ood, n_id, n_ood) if fpr_convention in WEIGHT_RULES else rule(tps, fps, n_id, n_ood)
+    return {"auroc": auroc, "fpr95": fpr,
             "aupr_in": aupr_in, "aupr_out": aupr_out}
 
 

@@ -171,7 +171,7 @@ def run(
     from oodbench.runner import run as run_benchmark
 
     cfg = build_config(
-        method, id, ood=[o for o in ood.split(",")] if ood else None, model=model, pretrained=pretrained,
+        method, id, ood=ood.split(",") if ood else None, model=model, pretrained=pretrained,
         data_root=data_root, cache_dir=cache_dir, device=device, precision=precision.value,
         params=_parse_params(param or []), templates=templates, words=words, clipn_checkpoint=clipn_checkpoint,
         fpr_convention=fpr_convention.value, interpolation=interpolation, quick_gelu=quick_gelu,

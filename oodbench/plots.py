@@ -43,12 +43,13 @@ def figure_name(kind: str, *parts: str, fmt: str = "png") -> str:
 
 
 def _figure(width: float, height: float) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    """A figure on its own Agg canvas: no display, and the caller's pyplot backend is left alone."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), layout="constrained")
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _save(fig: Any, path: Path, fmt: str) -> None:

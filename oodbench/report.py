@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("md", "csv", "latex", "html")
 KEY = ["benchmark", "backbone", "method", "ood"]
-#: Metrics of the leaderboard, with the direction that is better.
-LOWER_IS_BETTER = ("FPR95",)
 GROUP_PREFIX = f"{AVERAGE}-"
 
 

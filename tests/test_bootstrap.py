@@ -16,7 +16,7 @@ from oodbench.bootstrap import (
     weighted_metrics,
 )
 from oodbench.errors import OodbenchError
-from oodbench.metrics import METRIC_KEYS, ood_metrics
+from oodbench.metrics import FPR_CONVENTIONS, METRIC_KEYS, ood_metrics
 from oodbench.results import ResultSet
 
 # Values of both kinds are sums of at most a few thousand products of integers over the sample sizes:
@@ -77,6 +77,58 @@ def test_nearest_fpr_breaks_an_exact_tie_towards_the_looser_threshold():
     w_id = np.isin(values, s_id).astype(int)[None, :]
     w_ood = np.isin(values, s_ood).astype(int)[None, :]
     assert weighted_metrics(w_id, w_ood)["fpr95"][0] == want
+
+
+def openood_fpr(s_id: np.ndarray, s_ood: np.ndarray) -> float:
+    """OpenOOD v1.5's FPR@95 as its evaluator computes it: OOD positive on the negated scores, scikit-learn's
+    default ROC curve, the FPR at the first point with TPR >= 0.95."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(np.r_[np.zeros(len(s_id)), np.ones(len(s_ood))], -np.r_[s_id, s_ood])
+    return float(fpr[np.argmax(tpr >= 0.95)])
+
+
+@pytest.mark.parametrize("trial", range(6))
+def test_openood_rule_on_weights_equals_openoods_computation(trial):
+    """Ties and equal steps (which scikit-learn's drop_intermediate removes) included."""
+    rng = np.random.default_rng(100 + trial)
+    for _ in range(10):
+        n_id, n_ood = (int(x) for x in rng.integers(2, 60, 2))
+        levels = [1, 2, 4][trial % 3]
+        s_id, s_ood = tied_scores(rng, n_id, 0.5, levels), tied_scores(rng, n_ood, 0.0, levels)
+        values = np.unique(np.r_[s_id, s_ood])[::-1]
+        w_id = (s_id[None, :] == values[:, None]).sum(1)[None, :]
+        w_ood = (s_ood[None, :] == values[:, None]).sum(1)[None, :]
+        if "openood" in FPR_CONVENTIONS:
+            assert ood_metrics(s_id, s_ood, "openood")["fpr95"] == pytest.approx(openood_fpr(s_id, s_ood), abs=TOL)
+        assert weighted_metrics(w_id, w_ood, "openood")["fpr95"][0] == pytest.approx(openood_fpr(s_id, s_ood),
+                                                                                      abs=TOL)
+
+
+def test_openood_rule_skips_points_scikit_learn_drops():
+    """Every value holds one ID and one OOD image: equal steps, so scikit-learn keeps only the ends of the
+    curve and the first kept point at 95% OOD recall is the last one (FPR 1.0, not 0.95)."""
+    s = np.arange(20, dtype=float)
+    assert openood_fpr(s, s) == 1.0
+    w = np.ones((1, 20), dtype=int)
+    assert weighted_metrics(w, w, "openood")["fpr95"][0] == 1.0
+    # one step differs (two ID images at the 19th value from the bottom): that point is kept
+    s_id = np.r_[s, 18.0]
+    w_id = w.copy()
+    w_id[0, 1] = 2
+    assert weighted_metrics(w_id, w, "openood")["fpr95"][0] == pytest.approx(openood_fpr(s_id, s), abs=TOL)
+    assert openood_fpr(s_id, s) < 1.0
+
+
+def test_interpolated_fpr_where_the_curve_meets_095_exactly():
+    """20 ID images: recall 19/20 = 0.95 exactly, followed by a vertical run of OOD images at that recall."""
+    s_id = np.arange(20, 0, -1, dtype=float)  # 20, ..., 1
+    s_ood = np.array([1.7, 1.5, 1.3, 0.5, 25.0])  # three between the 19th (2) and 20th (1) ID scores
+    values = np.unique(np.r_[s_id, s_ood])[::-1]
+    w_id = np.isin(values, s_id).astype(int)[None, :]
+    w_ood = np.isin(values, s_ood).astype(int)[None, :]
+    want = ood_metrics(s_id, s_ood, "interpolate")["fpr95"]
+    assert weighted_metrics(w_id, w_ood, "interpolate")["fpr95"][0] == pytest.approx(want, abs=TOL)
 
 
 def test_interval_equals_a_slow_loop_and_is_seeded():
