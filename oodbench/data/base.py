@@ -59,10 +59,11 @@ class ImageSet(torch.utils.data.Dataset):
 
 
 class FileImageSet(ImageSet):
-    """Images from files; identity hashes the sorted relative paths and sizes."""
+    """Images from files; identity hashes the sorted relative paths and sizes (plus ``identity``, e.g.
+    the image list a set was read through)."""
 
     def __init__(self, name: str, root: Path, files: Sequence[Path], labels: Sequence[int] | None = None,
-                 class_names: list[str] | None = None) -> None:
+                 class_names: list[str] | None = None, identity: dict[str, Any] | None = None) -> None:
         self.root = Path(root)
         self.files = [Path(f) for f in files]
         if labels is None:
@@ -71,7 +72,8 @@ class FileImageSet(ImageSet):
         h = hashlib.sha256()
         for r, f in sorted(zip(rel, self.files)):
             h.update(f"{r}\t{f.stat().st_size}\n".encode())
-        super().__init__(name, np.asarray(labels), class_names, {"files_sha256": h.hexdigest()[:24]})
+        super().__init__(name, np.asarray(labels), class_names,
+                         {"files_sha256": h.hexdigest()[:24], **(identity or {})})
 
     def describe_item(self, index: int) -> str:
         return str(self.files[index])
