@@ -157,8 +157,9 @@ def run(
         help="Image resize interpolation: bicubic (open_clip's default) or bilinear (as MCM's and "
              "NegLabel's code resized). Part of the feature cache key.")] = None,
     quick_gelu: Annotated[Optional[bool], typer.Option(
-        "--quick-gelu/--no-quick-gelu", help="Force QuickGELU on/off (default: detected for OpenAI-style "
-                                             "weight files).")] = None,
+        "--quick-gelu/--no-quick-gelu", help="Force QuickGELU on/off (default: what the weights were trained "
+                                             "with: QuickGELU for openai and other tags that ask for it, "
+                                             "and for OpenAI-style weight files).")] = None,
 ) -> None:
     """Score methods on a benchmark: one encoding pass per data set, cached, shared by all methods."""
     from oodbench.backbone import BackboneSpec
