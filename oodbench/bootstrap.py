@@ -105,9 +105,17 @@ def _fpr_nearest(tps: np.ndarray, fps: np.ndarray, n_id: int, n_ood: int) -> np.
 
 
 def _fpr_interpolate(tps: np.ndarray, fps: np.ndarray, n_id: int, n_ood: int) -> np.ndarray:
-    """``fpr_at_tpr_interpolated`` per row (the ROC curve with its (0, 0) point in front)."""
+    """``fpr_at_tpr_interpolated`` per row: ``np.interp(0.95, tpr, fpr)`` on the ROC curve (with its
+    (0, 0) point in front). Where points sit at TPR = 0.95 exactly, the largest FPR among them (the
+    last column with that TPR); else linear between the last point below 0.95 and the first above.
+
+    The ROC curve of :mod:`oodbench.metrics` drops collinear points (scikit-learn's default); dropping
+    them changes no interpolated value and keeps the ends of a vertical run, so all columns are used.
+    """
     rows = np.arange(len(tps))
-    k = np.count_nonzero(tps < _recall_count(n_id), axis=1)  # first column with TPR >= 0.95
+    m = _recall_count(n_id)
+    k = np.count_nonzero(tps < m, axis=1)  # first column with TPR >= 0.95
+    last = np.count_nonzero(tps <= m, axis=1) - 1  # last column with tps == m, when some column has it
     prev = np.maximum(k - 1, 0)
     t1, f1 = tps[rows, k] / n_id, fps[rows, k] / n_ood
     first = k == 0  # the segment starts at the curve's (0, 0)
@@ -115,7 +123,7 @@ def _fpr_interpolate(tps: np.ndarray, fps: np.ndarray, n_id: int, n_ood: int) ->
     f0 = np.where(first, 0.0, fps[rows, prev] / n_ood)
     with np.errstate(divide="ignore", invalid="ignore"):
         inter = f0 + (f1 - f0) * (TPR - t0) / (t1 - t0)
-    return np.where(t1 == TPR, f1, inter)
+    return np.where(t1 == TPR, fps[rows, last] / n_ood, inter)
 
 
 def _fpr_openood(w_id: np.ndarray, w_ood: np.ndarray, n_id: int, n_ood: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from oodbench.bootstrap import (
     weighted_metrics,
 )
 from oodbench.errors import OodbenchError
-from oodbench.metrics import FPR_CONVENTIONS, METRIC_KEYS, ood_metrics
+from oodbench.metrics import METRIC_KEYS, ood_metrics
 from oodbench.results import ResultSet
 
 # Values of both kinds are sums of at most a few thousand products of integers over the sample sizes:
@@ -37,11 +37,13 @@ def slow_replicates(s_id, s_ood, id_name, ood_name, resamples, seed, convention)
     return {k: np.array([r[k] for r in rows]) for k in METRIC_KEYS}
 
 
-@pytest.mark.parametrize("convention", ["nearest", "interpolate"])
+@pytest.mark.parametrize("convention", ["nearest", "interpolate", "openood"])
 @pytest.mark.parametrize("trial", range(8))
 def test_vectorised_metrics_equal_ood_metrics_on_each_resample(convention, trial):
     rng = np.random.default_rng(trial)
     n_id, n_ood = (int(x) for x in rng.integers(1, 70, 2))
+    if trial % 2:
+        n_id = 20 * (1 + trial % 3)  # 0.95 of it is a whole number: exact hits of the FPR95 level
     levels = [1, 2, 5, 1000][trial % 4]  # from a handful of distinct values to nearly none tied
     s_id, s_ood = tied_scores(rng, n_id, 1.0, levels), tied_scores(rng, n_ood, 0.0, levels)
     fast = bootstrap_replicates(s_id, s_ood, id_name="id", ood_name="ood", resamples=12, seed=trial,
@@ -99,8 +101,7 @@ def test_openood_rule_on_weights_equals_openoods_computation(trial):
         values = np.unique(np.r_[s_id, s_ood])[::-1]
         w_id = (s_id[None, :] == values[:, None]).sum(1)[None, :]
         w_ood = (s_ood[None, :] == values[:, None]).sum(1)[None, :]
-        if "openood" in FPR_CONVENTIONS:
-            assert ood_metrics(s_id, s_ood, "openood")["fpr95"] == pytest.approx(openood_fpr(s_id, s_ood), abs=TOL)
+        assert ood_metrics(s_id, s_ood, "openood")["fpr95"] == pytest.approx(openood_fpr(s_id, s_ood), abs=TOL)
         assert weighted_metrics(w_id, w_ood, "openood")["fpr95"][0] == pytest.approx(openood_fpr(s_id, s_ood),
                                                                                       abs=TOL)
 
@@ -121,13 +122,15 @@ def test_openood_rule_skips_points_scikit_learn_drops():
 
 
 def test_interpolated_fpr_where_the_curve_meets_095_exactly():
-    """20 ID images: recall 19/20 = 0.95 exactly, followed by a vertical run of OOD images at that recall."""
+    """20 ID images: recall 19/20 = 0.95 exactly, followed by a vertical run of OOD images at that recall;
+    CLIPN's interp1d (and so ``interpolate``) takes the run's largest FPR: 4 of 5."""
     s_id = np.arange(20, 0, -1, dtype=float)  # 20, ..., 1
     s_ood = np.array([1.7, 1.5, 1.3, 0.5, 25.0])  # three between the 19th (2) and 20th (1) ID scores
     values = np.unique(np.r_[s_id, s_ood])[::-1]
     w_id = np.isin(values, s_id).astype(int)[None, :]
     w_ood = np.isin(values, s_ood).astype(int)[None, :]
     want = ood_metrics(s_id, s_ood, "interpolate")["fpr95"]
+    assert want == pytest.approx(0.8)
     assert weighted_metrics(w_id, w_ood, "interpolate")["fpr95"][0] == pytest.approx(want, abs=TOL)
 
 
