@@ -126,35 +126,79 @@ def _fpr_interpolate(tps: np.ndarray, fps: np.ndarray, n_id: int, n_ood: int) ->
     return np.where(t1 == TPR, fps[rows, last] / n_ood, inter)
 
 
-def _fpr_openood(w_id: np.ndarray, w_ood: np.ndarray, n_id: int, n_ood: int) -> np.ndarray:
+#: How far (in distinct scores) :func:`_fpr_openood` looks past the first point reaching the recall for
+#: the first point scikit-learn keeps, before it falls back to all columns.
+OPENOOD_WINDOW = 64
+
+
+def _fpr_openood(w_id: np.ndarray, w_ood: np.ndarray, tps: np.ndarray, fps: np.ndarray, n_id: int,
+                 n_ood: int) -> np.ndarray:
     """OpenOOD v1.5's rule per row: OOD positive, ``roc_curve(is_ood, -score)`` with scikit-learn's
     default ``drop_intermediate``, the first kept point with OOD recall >= 0.95; value = ID flagged / n_id.
 
-    The walk goes from the lowest score up. scikit-learn keeps the first and last distinct thresholds and
-    drops a point whose step (the ID and OOD weight at its value) equals the next point's; so the answer
-    is the first kept point at or after the first point reaching the recall.
+    The walk goes from the lowest score up (from the last column to the first). scikit-learn keeps the
+    walk's first and last points and drops a point whose step (the ID and OOD weight at its value)
+    equals the next point's, so the answer is the first kept point at or after the first point that
+    reaches the recall. At column u the walk has flagged the ID images at or below it, n_id - tps[u - 1].
+    The kept point is looked for among the next :data:`OPENOOD_WINDOW` columns; rows whose run of equal
+    steps is longer (only heavy ties make such runs) are solved over all columns.
     """
-    wi, wo = w_id[:, ::-1], w_ood[:, ::-1]  # lowest score first
-    caught, flagged = np.cumsum(wo, axis=1), np.cumsum(wi, axis=1)
-    rows, cols = np.arange(len(wi)), np.arange(wi.shape[1])
-    width = wi.shape[1]
+    rows = np.arange(len(tps))
+    # the walk reaches the recall at the first column (from the end) whose OOD at or below, n_ood - fps[u - 1],
+    # is >= m: the number of columns with fps <= n_ood - m
+    start = np.count_nonzero(fps <= n_ood - _recall_count(n_ood), axis=1)
+    span = np.arange(OPENOOD_WINDOW + 1)
+    cols = start[:, None] - span[None, :]  # start, then the walk's next columns
+    inside = cols >= 0
+    safe = np.maximum(cols, 0)
+    wi, wo = np.take_along_axis(w_id, safe, 1) * inside, np.take_along_axis(w_ood, safe, 1) * inside
     present = (wi + wo) > 0
-    start = np.count_nonzero(caught < _recall_count(n_ood), axis=1)  # first column reaching the recall
-    at = np.where(present, cols[None, :], width)
-    after = np.concatenate([np.minimum.accumulate(at[:, ::-1], axis=1)[:, ::-1][:, 1:],
-                            np.full((len(wi), 1), width)], axis=1)  # the next present column
-    nxt = np.minimum(after, width - 1)
-    same_step = (wi == np.take_along_axis(wi, nxt, 1)) & (wo == np.take_along_axis(wo, nxt, 1))
-    first = cols[None, :] == np.argmax(present, axis=1)[:, None]
-    kept = present & (first | (after >= width) | ~same_step)
-    first_kept = np.minimum.accumulate(np.where(kept, cols[None, :], width)[:, ::-1], axis=1)[:, ::-1]
-    return flagged[rows, first_kept[rows, start]] / n_id
+    # the walk's next present point after each position: the smallest later position that is present
+    later = np.where(present, span[None, :], OPENOOD_WINDOW + 1)
+    nxt = np.minimum.accumulate(later[:, ::-1], axis=1)[:, ::-1]
+    nxt = np.concatenate([nxt[:, 1:], np.full((len(tps), 1), OPENOOD_WINDOW + 1)], axis=1)
+    beyond = nxt > OPENOOD_WINDOW  # no next present point in the window
+    reached_first_column = ~inside[:, -1] | (cols[:, -1] == 0)
+    pick = np.minimum(nxt, OPENOOD_WINDOW)
+    same_step = (wi == np.take_along_axis(wi, pick, 1)) & (wo == np.take_along_axis(wo, pick, 1)) & ~beyond
+    # (the walk's first point, always kept, is never dropped here anyway: if it reaches 95% of the OOD
+    # images, the next point cannot hold as many)
+    kept = present & ~same_step
+    # a position without a next present point in the window is the walk's last point only if the window
+    # reached the first column; otherwise it is undecided
+    undecided = present & beyond & ~reached_first_column[:, None]
+    found = kept.any(axis=1)
+    pos = np.argmax(kept, axis=1)
+    first_undecided = np.where(undecided.any(axis=1), np.argmax(undecided, axis=1), OPENOOD_WINDOW + 1)
+    solved = found & (pos < first_undecided)
+    v = start - pos
+    out = (n_id - np.where(v > 0, tps[rows, np.maximum(v - 1, 0)], 0)) / n_id
+    if not solved.all():
+        todo = ~solved
+        out[todo] = _fpr_openood_full(w_id[todo], w_ood[todo], tps[todo], fps[todo], n_id, n_ood)
+    return out
 
 
-#: Vectorised FPR95 per convention of :mod:`oodbench.metrics`, from (tps, fps) or, for ``WEIGHT_RULES``,
-#: from the weights; a convention missing here is computed resample by resample with ``ood_metrics``
-#: (correct, only slower).
-VECTOR_FPR: dict[str, Callable[[np.ndarray, np.ndarray, int, int], np.ndarray]] = {
+def _fpr_openood_full(w_id: np.ndarray, w_ood: np.ndarray, tps: np.ndarray, fps: np.ndarray, n_id: int,
+                      n_ood: int) -> np.ndarray:
+    """:func:`_fpr_openood` over all columns (for rows with long runs of equal steps)."""
+    rows, cols = np.arange(len(tps)), np.arange(tps.shape[1])
+    start = np.count_nonzero(fps <= n_ood - _recall_count(n_ood), axis=1)
+    present = (w_id + w_ood) > 0
+    upto = np.maximum.accumulate(np.where(present, cols[None, :], -1), axis=1)  # last present column <= u
+    after = np.concatenate([np.full((len(tps), 1), -1), upto[:, :-1]], axis=1)  # the walk's next present point
+    nxt = np.maximum(after, 0)
+    same_step = (w_id == np.take_along_axis(w_id, nxt, 1)) & (w_ood == np.take_along_axis(w_ood, nxt, 1))
+    kept = present & ((after < 0) | ~same_step)  # (the walk's first point: see _fpr_openood)
+    v = np.maximum.accumulate(np.where(kept, cols[None, :], -1), axis=1)[rows, start]  # first kept from start on
+    above = np.where(v > 0, tps[rows, np.maximum(v - 1, 0)], 0)  # ID strictly above column v
+    return (n_id - above) / n_id
+
+
+#: Vectorised FPR95 per convention of :mod:`oodbench.metrics`, from (tps, fps, n_id, n_ood); those in
+#: ``WEIGHT_RULES`` also take the weights. A convention missing here is computed resample by resample
+#: with ``ood_metrics`` (correct, only slower).
+VECTOR_FPR: dict[str, Callable[..., np.ndarray]] = {
     "nearest": _fpr_nearest,
     "interpolate": _fpr_interpolate,
     "openood": _fpr_openood,
@@ -203,8 +247,10 @@ def weighted_metrics(w_id: np.ndarray, w_ood: np.ndarray, fpr_convention: str = 
     seen = tp_i + fps[:, id_columns]
     np.maximum(seen, 1, out=seen)  # w_id > 0 implies tps >= 1
     aupr_in = _rowdot(w_id[:, id_columns], tp_i / seen) / n_id
-    rule = VECTOR_FPR[fpr_convention]
-    fpr = rule(w_id, w_ood, n_id, n_ood) if fpr_convention in WEIGHT_RULES else rule(tps, fps, n_id, n_ood)
+    if fpr_convention in WEIGHT_RULES:
+        fpr = _fpr_openood(w_id, w_ood, tps, fps, n_id, n_ood)
+    else:
+        fpr = VECTOR_FPR[fpr_convention](tps, fps, n_id, n_ood)
     return {"auroc": auroc, "fpr95": fpr,
             "aupr_in": aupr_in, "aupr_out": aupr_out}
 

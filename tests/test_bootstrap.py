@@ -90,9 +90,11 @@ def openood_fpr(s_id: np.ndarray, s_ood: np.ndarray) -> float:
     return float(fpr[np.argmax(tpr >= 0.95)])
 
 
+@pytest.mark.parametrize("window", [64, 2, 0])  # the default; short windows make rows fall back to all columns
 @pytest.mark.parametrize("trial", range(6))
-def test_openood_rule_on_weights_equals_openoods_computation(trial):
+def test_openood_rule_on_weights_equals_openoods_computation(trial, window, monkeypatch):
     """Ties and equal steps (which scikit-learn's drop_intermediate removes) included."""
+    monkeypatch.setattr(bootstrap, "OPENOOD_WINDOW", window)
     rng = np.random.default_rng(100 + trial)
     for _ in range(10):
         n_id, n_ood = (int(x) for x in rng.integers(2, 60, 2))
@@ -106,9 +108,11 @@ def test_openood_rule_on_weights_equals_openoods_computation(trial):
                                                                                       abs=TOL)
 
 
-def test_openood_rule_skips_points_scikit_learn_drops():
+@pytest.mark.parametrize("window", [64, 3])
+def test_openood_rule_skips_points_scikit_learn_drops(window, monkeypatch):
     """Every value holds one ID and one OOD image: equal steps, so scikit-learn keeps only the ends of the
     curve and the first kept point at 95% OOD recall is the last one (FPR 1.0, not 0.95)."""
+    monkeypatch.setattr(bootstrap, "OPENOOD_WINDOW", window)
     s = np.arange(20, dtype=float)
     assert openood_fpr(s, s) == 1.0
     w = np.ones((1, 20), dtype=int)
@@ -119,6 +123,11 @@ def test_openood_rule_skips_points_scikit_learn_drops():
     w_id[0, 1] = 2
     assert weighted_metrics(w_id, w, "openood")["fpr95"][0] == pytest.approx(openood_fpr(s_id, s), abs=TOL)
     assert openood_fpr(s_id, s) < 1.0
+    # 200 tied pairs: the run from the point reaching the recall to the curve's end is longer than a short
+    # window, so those rows are solved over all columns
+    s = np.arange(200, dtype=float)
+    w = np.ones((1, 200), dtype=int)
+    assert openood_fpr(s, s) == 1.0 and weighted_metrics(w, w, "openood")["fpr95"][0] == 1.0
 
 
 def test_interpolated_fpr_where_the_curve_meets_095_exactly():
