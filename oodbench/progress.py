@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -136,13 +137,20 @@ def progress_bar(disable: bool = False, *extra_columns) -> Progress | LogProgres
 def setup_logging(verbose: int = 0) -> None:
     """oodbench's own messages at INFO; other libraries' (open_clip logs to the root) at WARNING.
 
-    ``-v`` lets every library's INFO through, ``-vv`` DEBUG.
+    ``-v`` lets every library's INFO through, ``-vv`` DEBUG. On a terminal messages go through rich's
+    handler; off one (a batch job's log, a pipe) each is one plain, unwrapped, time-stamped line.
     """
+    if console.is_terminal:
+        handler: logging.Handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+        fmt, datefmt = "%(message)s", "[%X]"
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        fmt, datefmt = "%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"
     logging.basicConfig(
         level=logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
+        format=fmt,
+        datefmt=datefmt,
+        handlers=[handler],
         force=True,
     )
     for ours in ("oodbench", "methods"):

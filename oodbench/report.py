@@ -55,6 +55,8 @@ def warn_duplicates(df: pd.DataFrame) -> list[str]:
     messages = []
     for (bench, backbone, method), g in dup.groupby(KEY[:3], sort=False):
         files = list(dict.fromkeys(g["_file"]))
+        if len(files) < 2:
+            continue  # one file read twice: the same numbers
         messages.append(f"{len(files)} result files claim {method} on {bench} / {backbone}: "
                         f"{', '.join(files)}; showing the last. Give runs with other settings their own "
                         "--tag, or remove the stale file.")

@@ -194,7 +194,7 @@ def find_result_files(paths: list[Path]) -> list[Path]:
             found.append(p)
         else:
             raise OodbenchError(f"No such result file or folder: {p}.")
-    return found
+    return list(dict.fromkeys(found))  # a file named twice (a folder and a file in it) is read once
 
 
 def _is_result(path: Path) -> bool:
