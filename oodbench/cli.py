@@ -343,14 +343,35 @@ def list_datasets() -> None:
 
 
 @list_app.command("benchmarks")
-def list_benchmarks() -> None:
-    """Benchmark suites: the ID set, its OOD sets and the protocol's source."""
+def list_benchmarks(verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Whole sources, descriptions and default backbones, one block per suite.")
+        ] = False,
+) -> None:
+    """Benchmark suites: the ID set, its OOD sets (by group) and the protocol's source."""
+    import textwrap
+
     from oodbench.benchmarks import BENCHMARKS
 
-    table = Table("benchmark", "ID", "OOD sets", "default backbone", "source")
+    def ood_sets(b: Any) -> str:
+        if not b.groups:
+            return ", ".join(b.ood)
+        return "; ".join(f"{g}: {', '.join(m)}" for g, m in b.groups.items())
+
+    if verbose:
+        for name, b in BENCHMARKS.items():
+            stdout.print(f"[bold]{escape(name)}[/]", highlight=False)
+            for label, text in (("ID vs OOD", f"{b.id} vs {ood_sets(b)}"), ("what", b.description),
+                                ("source", b.source),
+                                ("default backbone", f"{b.model or '-'} / {b.pretrained or '-'}")):
+                stdout.print(f"  {label}: {escape(text)}", highlight=False)
+        return
+    table = Table(show_lines=True)
+    table.add_column("benchmark", no_wrap=True)
+    table.add_column("ID vs OOD sets (by group)", min_width=24)
+    table.add_column("source (shortened; -v for all)")
     for name, b in BENCHMARKS.items():
-        table.add_row(*map(escape, (name, b.id, ", ".join(b.ood), f"{b.model or '-'} / {b.pretrained or '-'}",
-                                    b.source)))
+        table.add_row(*map(escape, (name, f"{b.id} vs {ood_sets(b)}",
+                                    textwrap.shorten(b.source, 80, placeholder=" …"))))
     stdout.print(table)
 
 

@@ -1,7 +1,8 @@
 """Leaderboards from any number of result files: markdown, CSV, LaTeX or HTML.
 
 One table per (benchmark, backbone): a row per method, per OOD set ``FPR95↓ / AUROC↑`` in percent,
-their average, and ID accuracy. ``--long`` gives the tidy one-line-per-(method, OOD set) table instead.
+each group's average (``avg near``, ``avg far``) where the suite groups its sets, their overall
+average, and ID accuracy. ``--long`` gives the tidy one-line-per-(method, OOD set) table instead.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def wide_table(long: pd.DataFrame, percent: bool = True) -> pd.DataFrame:
         ordered = [o for o in g["ood"] if o != AVERAGE] + [AVERAGE]
         for ood in ordered:
             r = g[g["ood"] == ood].iloc[0]
-            label = "avg" if ood == AVERAGE else ood
+            label = "avg" if ood == AVERAGE else ood.replace(f"{AVERAGE}-", "avg ", 1)  # group averages
             row[f"{label} FPR95"] = r["fpr95"] * scale
             row[f"{label} AUROC"] = r["auroc"] * scale
         acc = g["id_accuracy"].iloc[0]

@@ -3,9 +3,14 @@
 JSON layout (``format: oodbench-result/1``)::
 
     {"format", "benchmark", "backbone": {identity..., "slug"}, "method", "params",
-     "rows": [{"ood": NAME, "auroc", "fpr95", "aupr_in", "aupr_out", "id_accuracy", "n_id", "n_ood",
-               ["id_acceptance", "ood_rejection"]}, ..., {"ood": "average", ...}],
+     "rows": [{"ood": NAME, ["group"], "auroc", "fpr95", "aupr_in", "aupr_out", "id_accuracy", "n_id",
+               "n_ood", ["id_acceptance", "ood_rejection"]}, ...,
+              [{"ood": "average-<group>", "group": GROUP, ...}, ...], {"ood": "average", ...}],
      "provenance": {versions, date, seed, fpr_convention, datasets, method facts, timings}}
+
+Rows come in suite order, one per OOD set; a suite with groups (near / far) adds ``group`` to each of
+them and one ``average-<group>`` row per group after them; the last row is always the overall
+``average`` over the OOD sets (:func:`summary_rows`).
 
 The default path is ``<out>/<benchmark>/<backbone slug>/<method>.json`` (``.csv`` beside it).
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,10 +45,10 @@ class ResultSet:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     @staticmethod
-    def average_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def average_row(rows: list[dict[str, Any]], ood: str = AVERAGE) -> dict[str, Any]:
         """Arithmetic mean over OOD sets of every numeric metric (unweighted, as MCM/NegLabel report)."""
-        avg: dict[str, Any] = {"ood": AVERAGE}
-        keys = [k for k in rows[0] if k not in ("ood", "n_ood", "n_id")]
+        avg: dict[str, Any] = {"ood": ood}
+        keys = [k for k in rows[0] if k not in ("ood", "group", "n_ood", "n_id")]
         for k in keys:
             vals = [r[k] for r in rows if r.get(k) is not None]
             avg[k] = sum(vals) / len(vals) if vals else None
@@ -87,6 +93,17 @@ class ResultSet:
             raise OodbenchError(f"The result file {path} is damaged or was edited by hand: {problem}. Run the "
                                 "command that made it again (its provenance says which), or remove the file.")
         return cls(**{k: data[k] for k in ("benchmark", "backbone", "method", "params", "rows", "provenance")})
+
+
+def summary_rows(rows: list[dict[str, Any]], groups: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+    """The average rows after the per-set ``rows``: one ``average-<group>`` row per group (unweighted mean
+    over the group's sets, as OpenOOD v1.5 reports near / far), then the overall ``average``."""
+    by_ood = {r["ood"]: r for r in rows}
+    out = []
+    for group, members in groups.items():
+        avg = ResultSet.average_row([by_ood[m] for m in members], f"{AVERAGE}-{group}")
+        out.append({"ood": avg.pop("ood"), "group": group, **avg})
+    return [*out, ResultSet.average_row(rows)]
 
 
 NUMERIC_ROW_KEYS = ("fpr95", "auroc")

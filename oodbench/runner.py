@@ -27,7 +27,7 @@ from oodbench.errors import OodbenchError, unknown_name_message
 from oodbench.features import FeatureStore
 from oodbench.files import check_writable_dir
 from oodbench.metrics import decision_rates, id_accuracy, ood_metrics
-from oodbench.results import ResultSet, result_path
+from oodbench.results import ResultSet, result_path, summary_rows
 from oodbench.scorer import FitContext, Scorer, load_methods
 
 if TYPE_CHECKING:
@@ -141,6 +141,14 @@ def encode_dataset(backbone: Backbone, dataset: ImageSet, store: FeatureStore, b
     return EncodedSet(dataset.name, torch.from_numpy(feats_np), dataset.labels, dataset.identity, False)
 
 
+def as_ood(enc: EncodedSet | None) -> EncodedSet | None:
+    """``enc`` in the OOD role: every label -1. A set with classes (CIFAR, ImageNet-R, ImageNet-10) keeps
+    them in the cache, which it shares with its ID role, but its classes are not the ID classes."""
+    if enc is None:
+        return None
+    return dataclasses.replace(enc, labels=np.full(len(enc.labels), -1, dtype=np.int64))
+
+
 def make_scorer(name: str, cfg: RunConfig) -> Scorer:
     cls = load_methods().get(name)
     params = {**cfg.benchmark.params.get(name, {}), **cfg.method_params.get(name, {})}
@@ -240,7 +248,7 @@ def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
 
     t0 = time.perf_counter()
     id_enc = encode_dataset(backbone, id_set, cfg.store, cfg.batch_size, cfg.workers)
-    ood_enc = [encode_dataset(backbone, s, cfg.store, cfg.batch_size, cfg.workers) for s in ood_sets]
+    ood_enc = [as_ood(encode_dataset(backbone, s, cfg.store, cfg.batch_size, cfg.workers)) for s in ood_sets]
     encode_s = time.perf_counter() - t0
     if not env.main or id_enc is None:
         return []
@@ -264,12 +272,14 @@ def score_method(name: str, scorer: Scorer, ctx: FitContext, id_enc: EncodedSet,
     rows = []
     for enc in ood_enc:
         s_ood = _scores(scorer, enc)
-        row: dict[str, Any] = {"ood": enc.name, **ood_metrics(s_id, s_ood, cfg.fpr_convention),
+        group = cfg.benchmark.group_of(enc.name)
+        row: dict[str, Any] = {"ood": enc.name, **({"group": group} if group else {}),
+                               **ood_metrics(s_id, s_ood, cfg.fpr_convention),
                                "id_accuracy": acc, "n_id": len(s_id), "n_ood": len(s_ood)}
         if dec_id is not None:
             row.update(decision_rates(dec_id.cpu().numpy(), scorer.decide(enc.features).cpu().numpy()))
         rows.append(row)
-    rows.append(ResultSet.average_row(rows))
+    rows += summary_rows(rows, cfg.benchmark.groups)
     score_s = time.perf_counter() - t1
 
     result = ResultSet(
@@ -284,6 +294,8 @@ def score_method(name: str, scorer: Scorer, ctx: FitContext, id_enc: EncodedSet,
             "seed": cfg.seed,
             "fpr_convention": cfg.fpr_convention,
             "benchmark": {"id": cfg.benchmark.id, "ood": list(cfg.benchmark.ood),
+                          **({"groups": {g: list(m) for g, m in cfg.benchmark.groups.items()}}
+                             if cfg.benchmark.groups else {}),
                           "source": cfg.benchmark.source},
             "datasets": {id_enc.name: id_enc.identity, **{e.name: e.identity for e in ood_enc}},
             "templates": ctx.templates,

@@ -221,7 +221,8 @@ def test_textures_read_recursively_skipping_non_images(tmp_path):
     assert {f.parent.name for f in ds.files} == {"banded", "waffled"}
 
 
-@pytest.mark.parametrize(("name", "sub"), [("lsun", "LSUN/test"), ("imagenet-r", "imagenet-r/n01443537"),
+# imagenet-r has classes now (ID and OOD): tests/test_protocol_data.py checks its layout.
+@pytest.mark.parametrize(("name", "sub"), [("lsun", "LSUN/test"), ("placesbg", "placesbg/land"),
                                            ("sun", "SUN/images"), ("places", "ImageNet_OOD_dataset/Places")])
 def test_ood_folder_layouts(tmp_path, name, sub):
     write_pngs(tmp_path / sub, 4, ext=".jpg")

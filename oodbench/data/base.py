@@ -86,10 +86,11 @@ class ImageSet(torch.utils.data.Dataset):
 
 
 class FileImageSet(ImageSet):
-    """Images from files; identity hashes the sorted relative paths, sizes and modification times."""
+    """Images from files; identity hashes the sorted relative paths, sizes and modification times (plus
+    ``identity``, e.g. the image list a set was read through)."""
 
     def __init__(self, name: str, root: Path, files: Sequence[Path], labels: Sequence[int] | None = None,
-                 class_names: list[str] | None = None) -> None:
+                 class_names: list[str] | None = None, identity: dict[str, Any] | None = None) -> None:
         self.root = Path(root)
         self.files = [Path(f) for f in files]
         if labels is None:
@@ -102,7 +103,7 @@ class FileImageSet(ImageSet):
         for r, st in sorted(zip(rel, stats), key=lambda pair: pair[0]):
             h.update(f"{r}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
         super().__init__(name, np.asarray(labels), class_names,
-                         {"files_sha256": h.hexdigest()[:24], "covers": FILE_IDENTITY})
+                         {"files_sha256": h.hexdigest()[:24], "covers": FILE_IDENTITY, **(identity or {})})
         self._rel = rel
 
     def describe_item(self, index: int) -> str:
