@@ -147,7 +147,7 @@ def test_missing_folders_and_data_root(tmp_path):
     (tmp_path / "empty" / "cls").mkdir(parents=True)
     proc = run_cli("run", "-m", "mcm", "--id", f"folder:{tmp_path / 'empty'}", "--ood", f"folder:{tmp_path}",
                    "--model", TINY, "--pretrained", "none", cwd=tmp_path)
-    assert proc.returncode == 2 and "no images found" in proc.stderr.lower()
+    assert proc.returncode == 2 and "1 class folder(s)" in proc.stderr and "hold no images (cls)" in proc.stderr
 
 
 def test_corrupt_image_names_the_file_and_caches_nothing(folder_benchmark, tmp_path):

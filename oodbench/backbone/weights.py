@@ -85,11 +85,11 @@ def load_weights_file(model: nn.Module, path: Path) -> None:
             raise CheckpointError(f"Could not load the numpy weights {path} into {model.__class__.__name__}: "
                                   f"{type(exc).__name__}: {exc}.") from None
         return
-    state = open_clip_state_dict(model, read_state_dict(path, what="weights file"))
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        text = str(exc)
+    state = read_state_dict(path, what="weights file")
+    try:  # open_clip's conversions assert on shapes they cannot resize; load_state_dict raises RuntimeError
+        model.load_state_dict(open_clip_state_dict(model, state), strict=True)
+    except (RuntimeError, AssertionError, ValueError, KeyError, IndexError) as exc:
+        text = str(exc) or type(exc).__name__
         summary = "; ".join(line.strip() for line in text.splitlines()[1:6] if line.strip())[:600]
         raise CheckpointError(
             f"The checkpoint {path} does not fit model {model.__class__.__name__} as configured: "
