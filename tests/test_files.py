@@ -72,3 +72,15 @@ def test_a_full_disk_while_saving_results_leaves_no_json_without_its_csv(tmp_pat
     with pytest.raises(OodbenchError, match=r"Could not write the results .*No space left on device.*free some"):
         result.save(path)
     assert sorted(p.name for p in path.parent.iterdir()) == []  # neither file, no temporaries
+
+
+def test_an_out_folder_that_cannot_be_written_is_named_before_any_work(tmp_path, monkeypatch):
+    from oodbench.errors import OodbenchError
+    from oodbench.files import check_writable_dir
+
+    check_writable_dir(tmp_path / "new" / "deeper", "the result files", "--out")  # creatable: fine
+    assert not (tmp_path / "new").exists()  # and nothing was created
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: os.fspath(p) != os.fspath(tmp_path) and real(p, mode))
+    with pytest.raises(OodbenchError, match=r"--out .*new: .* is not writable by you"):
+        check_writable_dir(tmp_path / "new", "the result files", "--out")
