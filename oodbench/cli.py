@@ -83,6 +83,7 @@ class Precision(str, Enum):
 class FprConvention(str, Enum):
     nearest = "nearest"
     interpolate = "interpolate"
+    openood = "openood"
 
 
 class ReportFormat(str, Enum):
@@ -150,13 +151,15 @@ def run(
         help="CLIPN weights (a file from `oodbench train clipn`, an official release, or a bundled name) "
              "for clipn-ctw / clipn-atd.")] = None,
     fpr_convention: Annotated[FprConvention, typer.Option(
-        help="FPR95 rule: 'nearest' (MOS/MCM/NegLabel) or 'interpolate' (CLIPN).")] = FprConvention.nearest,
+        help="FPR95 rule: 'nearest' (MCM/NegLabel/CSP/EOE/GL-MCM), 'interpolate' (CLIPN) or "
+             "'openood' (OpenOOD v1.5, OOD positive: AdaNeg/TANL).")] = FprConvention.nearest,
     interpolation: Annotated[Optional[str], typer.Option(
         help="Image resize interpolation: bicubic (open_clip's default) or bilinear (as MCM's and "
              "NegLabel's code resized). Part of the feature cache key.")] = None,
     quick_gelu: Annotated[Optional[bool], typer.Option(
-        "--quick-gelu/--no-quick-gelu", help="Force QuickGELU on/off (default: detected for OpenAI-style "
-                                             "weight files).")] = None,
+        "--quick-gelu/--no-quick-gelu", help="Force QuickGELU on/off (default: what the weights were trained "
+                                             "with: QuickGELU for openai and other tags that ask for it, "
+                                             "and for OpenAI-style weight files).")] = None,
     verify_content: Annotated[bool, typer.Option(
         help="Make each image folder's cache identity cover the images' bytes (sha256 of every file), not "
              "only their paths, sizes and modification times. Reads every image once more per run.")] = False,

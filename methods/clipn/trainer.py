@@ -58,7 +58,7 @@ from oodbench.methods.clipn.data import (
     open_pairs,
 )
 from oodbench.methods.clipn.losses import MAX_SCALE, clipn_loss
-from oodbench.methods.clipn.model import CLIPN, N_PROMPTS, VARIANTS, load_prompt_pairs, quoted
+from oodbench.methods.clipn.model import CLIPN, N_PROMPTS, VARIANTS, load_prompt_pairs
 from oodbench.methods.clipn.runtime import (
     capture_rng,
     deterministic_kernels,
@@ -280,9 +280,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
             _truncate_log(out / LOG_NAME, start)
         env.barrier()
 
-        yes_t, no_t = load_prompt_pairs()
-        if cfg.quote_templates:
-            yes_t, no_t = quoted(yes_t), quoted(no_t)
+        yes_t, no_t = load_prompt_pairs(verbatim=cfg.quote_templates)
         dataset = PairDataset(source, ImageRecipe.of_model(backbone.model, cfg.augment), cfg.seed)
         loader = torch.utils.data.DataLoader(
             dataset, batch_sampler=StepBatchSampler(plan, start, stop), num_workers=cfg.workers,
