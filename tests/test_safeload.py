@@ -158,3 +158,30 @@ def test_other_files_are_refused_with_the_way_out(tmp_path, tiny_backbone):
     torch.save({"a": 1}, numbers)
     with pytest.raises(CheckpointError, match="not tensors"):
         read_state_dict(numbers)
+
+
+def test_a_file_downloaded_for_a_tag_goes_through_the_safe_loader_too(tmp_path, monkeypatch):
+    """Offline: open_clip's download returns a crafted file and its model class builds the tiny model."""
+    import json
+    from importlib import resources
+
+    import open_clip.factory as factory
+    from open_clip.model import CLIP
+
+    tiny = json.loads(resources.files("oodbench").joinpath("model_configs/oodbench-tiny.json").read_text())
+    marker = tmp_path / "pwned"
+    evil = crafted_checkpoint(tmp_path / "open_clip_pytorch_model.bin", marker)
+
+    def never(*args, **kwargs):
+        raise AssertionError("open_clip's load_checkpoint must not read the file")
+
+    monkeypatch.setattr(factory, "download_pretrained", lambda *a, **k: str(evil))
+    monkeypatch.setattr(factory, "load_checkpoint", never)
+    monkeypatch.setattr(factory, "CLIP", lambda **cfg: CLIP(embed_dim=tiny["embed_dim"], vision_cfg=tiny["vision_cfg"],
+                                                             text_cfg=tiny["text_cfg"]))
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(UnsafeFileError, match="open_clip_pytorch_model.bin safely"):
+            Backbone.load(BackboneSpec("ViT-B-16", "laion2b_s34b_b88k", device="cpu"))
+    assert not marker.exists()
