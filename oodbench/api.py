@@ -100,26 +100,35 @@ class Evaluation:
 
 
 def read_templates(arg: str | Sequence[str] | None) -> list[str] | None:
-    """Prompt templates from a file (one per line, ``#`` comments), one template string, or a list."""
+    """Prompt templates from a file (UTF-8, one per line, ``#`` comments), one template string, or a list;
+    each checked (:func:`oodbench.prompts.check_template`)."""
+    from oodbench.prompts import check_template
+
     if not arg:
         return None
     if isinstance(arg, str):
         path = Path(arg).expanduser()
         if path.is_file():
-            lines = [ln.strip() for ln in path.read_text().splitlines()]
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise OodbenchError(f"The templates file {path} is not UTF-8 text ({exc.reason} at byte "
+                                    f"{exc.start}). Save it as UTF-8, one template per line.") from None
+            lines = [ln.strip() for ln in text.splitlines()]
             templates = [ln for ln in lines if ln and not ln.startswith("#")]
             source = str(path)
-        elif "{}" in arg:
+        elif "{" in arg:
             templates, source = [arg], "the --templates argument"
         else:
             raise OodbenchError(f"--templates {arg!r} is neither a file nor a template containing '{{}}' "
                                 "(e.g. --templates 'a photo of a {}.').")
     else:
         templates, source = [str(t) for t in arg], "the templates given"
-    bad = [t for t in templates if "{}" not in t]
-    if not templates or bad:
-        raise OodbenchError(f"Every template in {source} needs a '{{}}' where the class name goes"
-                            + (f"; this one has none: {bad[0]!r}." if bad else "; none found."))
+    if not templates:
+        raise OodbenchError(f"{source} holds no template (only blank lines or # comments). Put one template "
+                            "per line, with '{}' where the class name goes.")
+    for t in templates:
+        check_template(t, source)
     return templates
 
 
@@ -132,7 +141,7 @@ def build_config(methods: str | Sequence[str], benchmark: str = "toyworld", *, o
                  interpolation: str | None = None, quick_gelu: bool | None = None, batch_size: int = 128,
                  workers: int | None = None, seed: int = 0, download: bool = False,
                  out: str | Path | None = None, skip_existing: bool = False, save_scores: bool = False,
-                 bootstrap: int = 1000, tag: str | None = None) -> RunConfig:
+                 bootstrap: int = 1000, tag: str | None = None, verify_content: bool = False) -> RunConfig:
     """The :class:`~oodbench.runner.RunConfig` of a run, as ``oodbench run`` and :func:`evaluate` build it.
 
     ``benchmark``: a suite name, a suite file, or ``folder:PATH`` (then ``ood`` is required);
@@ -167,7 +176,11 @@ def build_config(methods: str | Sequence[str], benchmark: str = "toyworld", *, o
         check_tag(tag)
     method_params = {m: dict(p) for m, p in (params or {}).items()}
     if clipn_checkpoint:
-        for name in ("clipn-ctw", "clipn-atd"):
+        users = [name for name in ("clipn-ctw", "clipn-atd") if name in names]
+        if not users:
+            raise OodbenchError("--clipn-checkpoint is only read by clipn-ctw and clipn-atd, and neither is run "
+                                f"({', '.join(names)}). Add -m clipn-ctw / -m clipn-atd, or drop the option.")
+        for name in users:
             method_params.setdefault(name, {})["checkpoint"] = clipn_checkpoint
     store = FeatureStore(Path(cache_dir) if cache_dir is not None else None)
     return RunConfig(
@@ -184,6 +197,7 @@ def build_config(methods: str | Sequence[str], benchmark: str = "toyworld", *, o
         skip_existing=skip_existing, fpr_convention=fpr_convention, templates=read_templates(templates),
         method_params=method_params, words_file=Path(words) if words is not None else None,
         save=out is not None, save_scores=save_scores, bootstrap=bootstrap, tag=tag,
+        verify_content=verify_content,
     )
 
 
@@ -199,8 +213,9 @@ def evaluate(methods: str | Sequence[str], benchmark: str = "toyworld", *, ood: 
     ``cache_dir`` (default ``$OODBENCH_CACHE`` or ``~/.cache/oodbench``), ``device``, ``params``
     (``{"mcm": {"temperature": 2}}``); further keywords: ``precision``, ``templates``, ``words``,
     ``clipn_checkpoint``, ``fpr_convention``, ``interpolation``, ``quick_gelu``, ``batch_size``,
-    ``workers``, ``seed``, ``download``, ``bootstrap`` (resamples, 0 = none), and ``out`` (a results
-    folder: then result files are written as by the CLI, with ``save_scores`` and ``tag``).
+    ``workers``, ``seed``, ``download``, ``verify_content``, ``bootstrap`` (resamples, 0 = none), and
+    ``out`` (a results folder: then result files are written as by the CLI, with ``save_scores`` and
+    ``tag``).
     Features are cached, so a second call with the same backbone and data encodes nothing.
     """
     from oodbench.runner import run

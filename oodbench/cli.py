@@ -22,9 +22,9 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from oodbench.version import __version__
 from oodbench.errors import OodbenchError
 from oodbench.progress import console, setup_logging
+from oodbench.version import __version__
 
 EXIT_USER_ERROR = 2
 #: Tables and listings go to stdout (pipe them); messages, progress and errors to stderr (``console``).
@@ -160,6 +160,9 @@ def run(
         "--quick-gelu/--no-quick-gelu", help="Force QuickGELU on/off (default: what the weights were trained "
                                              "with: QuickGELU for openai and other tags that ask for it, "
                                              "and for OpenAI-style weight files).")] = None,
+    verify_content: Annotated[bool, typer.Option(
+        help="Make each image folder's cache identity cover the images' bytes (sha256 of every file), not "
+             "only their paths, sizes and modification times. Reads every image once more per run.")] = False,
     save_scores: Annotated[bool, typer.Option(
         help="Also write every image's score beside each result (<method>.scores.csv.gz: dataset, path, "
              "label, score), for `oodbench plot` and `oodbench report --compare`.")] = False,
@@ -179,7 +182,8 @@ def run(
         params=_parse_params(param or []), templates=templates, words=words, clipn_checkpoint=clipn_checkpoint,
         fpr_convention=fpr_convention.value, interpolation=interpolation, quick_gelu=quick_gelu,
         batch_size=batch_size, workers=workers, seed=seed, download=download, out=out,
-        skip_existing=skip_existing, save_scores=save_scores, bootstrap=bootstrap, tag=tag)
+        skip_existing=skip_existing, save_scores=save_scores, bootstrap=bootstrap, tag=tag,
+        verify_content=verify_content)
     results = run_benchmark(cfg)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun only rank 0 reports
@@ -244,6 +248,8 @@ def report(
     from oodbench.report import comparison_pairs, render, render_comparisons, write
     from oodbench.results import ResultSet, find_result_files
 
+    if output is not None and output.is_dir():
+        raise OodbenchError(f"--output {output} is a folder; name the file to write, e.g. {output / 'board.md'}.")
     files = find_result_files(paths or [Path("results")])
     results = [ResultSet.load(f) for f in files]
     if compare:
@@ -300,9 +306,15 @@ def list_methods(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="
     for name, cls in METHODS.items():
         cells = [name, cls.info.summary, cls.info.paper]
         if verbose:
-            cells.append(", ".join(f"{f.name}={_default(f)}" for f in dataclasses.fields(cls)))
+            cells.append(", ".join(f"{f.name}={_default(f)}{_domain(f)}" for f in dataclasses.fields(cls)))
         table.add_row(*map(escape, cells))
     stdout.print(table)
+
+
+def _domain(f: Any) -> str:
+    domain = f.metadata.get("domain")
+    text = domain.describe() if domain is not None else ""
+    return f" ({text})" if text and text != "finite" else ""
 
 
 def _default(f: Any) -> str:

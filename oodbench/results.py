@@ -24,6 +24,7 @@ stem: ``.csv`` (the rows), ``.scores.csv.gz`` (per-image scores, ``--save-scores
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,9 +34,9 @@ from typing import Any
 import pandas as pd
 
 from oodbench.errors import OodbenchError
-from oodbench.files import atomic_write_text
+from oodbench.files import atomic_write_many, write_error
 from oodbench.metrics import METRIC_KEYS
-from oodbench.scorefile import SCORES_SUFFIX, read_scores, write_scores
+from oodbench.scorefile import SCORES_SUFFIX, encode_scores, read_scores
 
 FORMAT = "oodbench-result/1"
 AVERAGE = "average"
@@ -108,37 +109,48 @@ class ResultSet:
     def save(self, path: Path, scores: bool = False) -> Path:
         """Write ``path`` (JSON), its ``.csv``, the exported tables and (``scores``) the per-image scores.
 
-        Each file is written atomically, the JSON last, so a result file never names side files that
-        are not there. A scores file left from an earlier run at this path is removed when this run
-        saves none (it would not belong to these numbers).
+        All of them are on disk before any is renamed into place, the JSON last, so there is never a JSON
+        without its side files; a failed write (disk full) leaves none of them and is an
+        :class:`OodbenchError`. A scores file left from an earlier run at this path is removed when this
+        run saves none (it would not belong to these numbers).
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for name, table in self.exports.items():
-            atomic_write_text(side_file(path, f"{name}.tsv"), table.to_csv(sep="\t", index=False))
+        blobs = {side_file(path, f"{name}.tsv"): table.to_csv(sep="\t", index=False).encode("utf-8")
+                 for name, table in self.exports.items()}
         score_file = side_file(path, SCORES_SUFFIX)
         if scores:
             if self.scores is None:
                 raise RuntimeError(f"{self.label}: no per-image scores to save")
-            self.provenance["scores"] = {"file": score_file.name, **write_scores(self.scores, score_file)}
+            data, facts = encode_scores(self.scores)
+            blobs[score_file] = data
+            self.provenance["scores"] = {"file": score_file.name, **facts}
         else:
             self.provenance.pop("scores", None)
+        blobs[path.with_suffix(".csv")] = self.frame().to_csv(index=False).encode("utf-8")
+        blobs[path] = (json.dumps(self.to_dict(), indent=2, default=str) + "\n").encode("utf-8")
+        try:
+            atomic_write_many(blobs)
+        except OSError as exc:
+            raise write_error("the results", path, exc,
+                              then="(the image features are cached: only the scoring is redone)") from None
+        if not scores:
             score_file.unlink(missing_ok=True)
-        atomic_write_text(path.with_suffix(".csv"), self.frame().to_csv(index=False))
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, default=str) + "\n")
         self.path = path
         return path
 
     @classmethod
     def load(cls, path: Path) -> ResultSet:
         try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # ValueError: bad JSON, not UTF-8
             raise OodbenchError(f"Cannot read result file {path}: {exc}.") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise OodbenchError(f"{path} is not an oodbench result file (expected \"format\": \"{FORMAT}\").")
-        fields = {k: data[k] for k in SAVED if k in data}
-        return cls(**fields, path=Path(path))
+        problem = _problem(data)
+        if problem:
+            raise OodbenchError(f"The result file {path} is damaged or was edited by hand: {problem}. Run the "
+                                "command that made it again (its provenance says which), or remove the file.")
+        return cls(**{k: data[k] for k in SAVED if k in data}, path=Path(path))
 
     def load_scores(self) -> pd.DataFrame:
         """The per-image scores saved beside this result (``--save-scores``), checked against it."""
@@ -175,6 +187,34 @@ def check_tag(tag: str) -> str:
         raise OodbenchError(f"--tag {tag!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a "
                             "letter or digit (it becomes part of the result's file name).")
     return tag
+
+
+NUMERIC_ROW_KEYS = ("fpr95", "auroc")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _problem(data: dict[str, Any]) -> str:
+    """What is wrong with a result file's content ("" when nothing): the fields ``report`` relies on."""
+    missing = [k for k in ("benchmark", "backbone", "method", "params", "rows", "provenance") if k not in data]
+    if missing:
+        return f"it lacks the field(s) {', '.join(missing)}"
+    if not isinstance(data["backbone"], dict) or not isinstance(data["rows"], list) or not data["rows"]:
+        return "'backbone' must be an object and 'rows' a non-empty list"
+    for i, row in enumerate(data["rows"]):
+        if not isinstance(row, dict) or not isinstance(row.get("ood"), str):
+            return f"row {i} has no OOD set name ('ood')"
+        for key in NUMERIC_ROW_KEYS:
+            if not _is_number(row.get(key)):
+                return f"row {i} ({row['ood']}) has {key} = {row.get(key)!r}, not a number"
+        for key in (*METRIC_KEYS, "id_accuracy"):
+            if row.get(key) is not None and not _is_number(row[key]):
+                return f"row {i} ({row['ood']}) has {key} = {row[key]!r}, not a number"
+    if not any(row["ood"] == AVERAGE for row in data["rows"]):
+        return f"it has no '{AVERAGE}' row"
+    return ""
 
 
 def result_path(out_dir: Path, benchmark: str, backbone_slug: str, method: str, variant: str = "") -> Path:

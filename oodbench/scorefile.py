@@ -42,16 +42,19 @@ def scores_table(dataset: str, items: Sequence[str], labels: np.ndarray, scores:
                          "score": np.asarray(scores, dtype=np.float64)}, columns=list(COLUMNS))
 
 
-def write_scores(frame: pd.DataFrame, path: Path) -> dict[str, Any]:
-    """Write ``frame`` atomically as gzip CSV (byte-identical for equal tables: no time stamp inside).
-
-    Returns ``{"rows", "sha256"}`` for the result's provenance, so that a reader can tell the file
-    belongs to it.
-    """
+def encode_scores(frame: pd.DataFrame) -> tuple[bytes, dict[str, Any]]:
+    """The bytes of a scores file (gzip CSV, byte-identical for equal tables: no time stamp inside) and
+    ``{"rows", "sha256"}`` for the result's provenance, so that a reader can tell the file belongs to it."""
     text = frame.loc[:, list(COLUMNS)].to_csv(index=False, float_format=None)
     data = gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
+    return data, {"rows": int(len(frame)), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def write_scores(frame: pd.DataFrame, path: Path) -> dict[str, Any]:
+    """Write ``frame`` atomically as a scores file; returns :func:`encode_scores`' facts."""
+    data, facts = encode_scores(frame)
     atomic_write_bytes(Path(path), data)
-    return {"rows": int(len(frame)), "sha256": hashlib.sha256(data).hexdigest()}
+    return facts
 
 
 def read_scores(path: Path, expect_sha256: str | None = None) -> pd.DataFrame:

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-
 from typer.testing import CliRunner
 
 from oodbench.cli import app
@@ -25,7 +24,7 @@ def run_with_scores(method: str, shift: float, tmp_path, rng) -> ResultSet:
     scores = pd.concat([scores_table("cifar10", [f"test/{i}" for i in range(60)], np.zeros(60), s_id),
                         scores_table("cifar100", [f"test/{i}" for i in range(40)], -np.ones(40), near),
                         scores_table("svhn", [f"test/{i}" for i in range(30)], -np.ones(30), far)])
-    rows = [{"ood": o, "auroc": 0.5, "fpr95": 0.5} for o in ("cifar100", "svhn")] + [{"ood": "average"}]
+    rows = [{"ood": o, "auroc": 0.5, "fpr95": 0.5} for o in ("cifar100", "svhn", "average")]
     r = ResultSet("cifar10", {"slug": "ViT-B-16_openai"}, method, {}, rows,
                   provenance={"benchmark": {"id": "cifar10"}}, scores=scores)
     r.save(tmp_path / "results" / "cifar10" / "ViT-B-16_openai" / f"{method}.json", scores=True)
@@ -35,7 +34,7 @@ def run_with_scores(method: str, shift: float, tmp_path, rng) -> ResultSet:
 def test_roc_and_histograms_from_saved_scores(tmp_path):
     rng = np.random.default_rng(0)
     results = [run_with_scores("mcm", 1.0, tmp_path, rng), run_with_scores("neg_label", 2.0, tmp_path, rng)]
-    ResultSet("cifar10", {"slug": "ViT-B-16_openai"}, "msp", {}, [{"ood": "average"}]).save(
+    ResultSet("cifar10", {"slug": "ViT-B-16_openai"}, "msp", {}, [{"ood": "average", "auroc": 0.5, "fpr95": 0.5}]).save(
         tmp_path / "results" / "msp.json")  # no scores: left out with a warning
     res = CliRunner().invoke(app, ["plot", str(tmp_path / "results"), "--out", str(tmp_path / "plots")])
     assert res.exit_code == 0, res.output

@@ -25,6 +25,7 @@ from oodbench.hashing import sha256_file, sha256_lines
 from oodbench.methods.clipn.checkpoint import load_clipn, resolve_checkpoint
 from oodbench.methods.clipn.model import class_heads, load_prompt_pairs
 from oodbench.methods.clipn.scores import atd_accepts, atd_score, ctw_accepts, ctw_score, predict_classes
+from oodbench.params import param
 from oodbench.scorer import FitContext, MethodInfo, Scorer
 
 PAPER = "Wang et al., ICCV 2023 (CLIPN: teaching CLIP to say no)"
@@ -36,10 +37,11 @@ class ClipnScorer(Scorer):
     """Shared fitting of both CLIPN scorers. ``checkpoint``: a file or a bundled CLIPN name."""
 
     checkpoint: str | None = None
-    scale: float = 100.0
+    scale: float = param(100.0, gt=0)
     quote_templates: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self._heads: tuple[torch.Tensor, torch.Tensor] | None = None
         self._provenance: dict[str, Any] = {}
 
