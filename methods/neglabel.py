@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from oodbench.errors import OodbenchError
 from oodbench.hashing import sha256_lines
-from oodbench.methods.common import block_rows
+from oodbench.methods.common import block_rows, similarities
 from oodbench.prompts import fill_template, normalise_name
 from oodbench.scorer import FitContext, MethodInfo, Scorer
 
@@ -49,7 +49,8 @@ def similarity_quantile(candidate_features: torch.Tensor, id_features: torch.Ten
     ``q_i = Q_p({cos(v_i, e_k)}_{k=1..K})`` with linear interpolation between order statistics (the
     definition of ``torch.quantile``'s default): with ``h = p (K - 1)``, ``q = s_[h] + (h - [h]) (s_[h]+1 -
     s_[h])`` over the ascending cosines ``s``. Computed in blocks of candidates with ``torch.topk``
-    (only the two order statistics needed), so any number of candidates fits in memory.
+    (only the two order statistics needed), so any number of candidates fits in memory. Cosines in
+    float64, so that the ranking of candidates does not depend on the block shape or the CPU's kernels.
 
     Args:
         candidate_features: [M, D] L2-normalised candidate-label text features.
@@ -67,19 +68,17 @@ def similarity_quantile(candidate_features: torch.Tensor, id_features: torch.Ten
     lo = min(int(math.floor(pos)), k - 1)
     hi = min(lo + 1, k - 1)
     frac = pos - lo
-    ids = id_features.to(candidate_features.device, torch.float32)
     out = torch.empty(m, dtype=torch.float64)
     rows = block_rows(k)
     from_top = lo >= k // 2  # fetch the fewer order statistics: from the top or from the bottom
     for start in range(0, m, rows):
-        sims = candidate_features[start:start + rows].to(torch.float32) @ ids.T
+        sims = similarities(candidate_features[start:start + rows], id_features)
         if from_top:  # descending values; s_[j] sits at position k - 1 - j
             top = torch.topk(sims, k - lo, dim=1, largest=True, sorted=True).values
             v_lo, v_hi = top[:, k - 1 - lo], top[:, k - 1 - hi]
         else:
             bottom = torch.topk(sims, hi + 1, dim=1, largest=False, sorted=True).values
             v_lo, v_hi = bottom[:, lo], bottom[:, hi]
-        v_lo, v_hi = v_lo.double(), v_hi.double()
         out[start:start + rows] = (v_lo + frac * (v_hi - v_lo)).cpu()
     return out
 
@@ -153,7 +152,8 @@ def neglabel_log_masses(image_features: torch.Tensor, id_text_features: torch.Te
 
     See :func:`neglabel_score` for S. Per group g the log-odds ``l_g = LSE_i(cos(x, e_i) / tau) -
     LSE_{j in G_g}(cos(x, n_j) / tau)`` give ``log S_g = log sigmoid(l_g)`` and ``log(1 - S_g) = log
-    sigmoid(-l_g)``; averages over groups are taken with logsumexp, so both ends stay exact.
+    sigmoid(-l_g)``; averages over groups are taken with logsumexp, so both ends stay exact. The cosines
+    are float64 products too, so the result does not depend on how images are blocked (up to 1e-16).
     """
     if temperature <= 0:
         raise OodbenchError(f"NegLabel's temperature must be positive; got {temperature}.")
@@ -173,16 +173,16 @@ def neglabel_log_masses(image_features: torch.Tensor, id_text_features: torch.Te
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         perm = torch.randperm(kept, generator=gen)
         negs = negs[:kept][perm.to(negs.device)]
-    ids = id_text_features.to(device, torch.float32)
-    negs = negs.to(device, torch.float32)
+    ids = id_text_features.to(device, torch.float64)
+    negs = negs.to(device, torch.float64)
     size = negs.shape[0] // groups
     log_g = math.log(groups)
     rows = block_rows(negs.shape[0])
     log_s, log_o = [], []
     for start in range(0, image_features.shape[0], rows):
-        x = image_features[start:start + rows].to(torch.float32)
-        lse_id = torch.logsumexp((x @ ids.T).double() / temperature, dim=1)
-        neg_logits = (x @ negs.T).double() / temperature
+        x = image_features[start:start + rows]
+        lse_id = torch.logsumexp(similarities(x, ids) / temperature, dim=1)
+        neg_logits = similarities(x, negs) / temperature
         lse_neg = torch.logsumexp(neg_logits.view(x.shape[0], groups, size), dim=2)
         l = lse_id[:, None] - lse_neg
         log_s.append((torch.logsumexp(F.logsigmoid(l), dim=1) - log_g).cpu())
@@ -376,7 +376,7 @@ class NegLabel(Scorer):
 
     def predict_classes(self, image_features: torch.Tensor) -> torch.Tensor:
         ids, _ = self._features(image_features.device)
-        return (image_features.to(torch.float32) @ ids.T).argmax(dim=-1)
+        return similarities(image_features, ids).argmax(dim=-1)
 
     def provenance(self) -> dict[str, Any]:
         return dict(self._fitted)

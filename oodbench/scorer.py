@@ -157,7 +157,8 @@ class ClassHeadScorer(Scorer):
             ctx.class_names, ctx.templates_or(self.default_templates))
 
     def predict_classes(self, image_features: torch.Tensor) -> torch.Tensor:
-        return (image_features @ self.text_features.to(image_features.device).T).argmax(dim=-1)
+        x = image_features.to(torch.float64)  # float64: near-tied classes pick the same on every CPU
+        return (x @ self.text_features.to(x.device, torch.float64).T).argmax(dim=-1)
 
 
 def as_method(name: str, cls: Any) -> type[Scorer]:

@@ -350,6 +350,12 @@ def _copy_atomic(src: Path, dst: Path) -> None:
 
 
 
+def checkpoint_label(value: str | Path | None, path: Path) -> str:
+    """How provenance and cache metadata name a checkpoint: its bundled name, else its file name (with its
+    sha256 beside it, never the local absolute path, which differs between machines)."""
+    return str(value) if value is not None and str(value) in bundled("clipn") else path.name
+
+
 def resolve_checkpoint(value: str | Path | None) -> Path:
     """The file named by ``--clipn-checkpoint``: a path, or a bundled name (``oodbench.bundled.bundled("clipn")``)."""
     shipped = bundled("clipn")

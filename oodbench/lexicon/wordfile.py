@@ -62,4 +62,4 @@ def read_words_file(path: Path) -> Lexicon:
     if duplicates:
         log.info("word file %s: %d repeated word(s) kept once", path, duplicates)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    return Lexicon(words, tags, source=f"file {path} (sha256 {digest})")
+    return Lexicon(words, tags, source=f"file {path.name} (sha256 {digest})")
