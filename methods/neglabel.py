@@ -7,14 +7,19 @@ labels] that falls on the ID labels, averaged over random groups of the negative
 Defaults follow the reference code (``tmlr-group/NegLabel``, ``custom_config/clip.py``): percentile
 0.95, eta 0.15 of nouns and of adjectives, 100 groups, temperature 0.01 (100 x cosine), prompts
 ``"the nice {}"`` for ID classes and noun candidates and ``"This is a {} photo"`` for adjective
-candidates. The lexicon (and its exclusions, e.g. ``noun.animal``/``noun.food`` for ImageNet) comes
-from the benchmark or from ``--words FILE``. Differences from the reference, on purpose:
+candidates. The candidates come from the benchmark's lexicon (the ImageNet suite's is NegLabel's own
+word files rebuilt from WordNet, in the reference's file order: :mod:`oodbench.lexicon.neglabel_files`),
+from ``--words FILE``, or from the reference's ``txtfiles/`` folder (``corpus=DIR``); ``negatives=FILE``
+uses the authors' released negatives (finished prompts, verbatim, in file order) instead of mining. As in
+the published runs, candidates equal to an ID class name are kept (the reference removes them only when
+``pos_topk`` is set); ``remove_id_names=true`` removes them (case-insensitive, underscores as spaces, any
+part of speech; the reference's ``pos_topk`` rule is exact, case-sensitive and nouns only).
+Differences from the reference, on purpose:
 
-- the corpus is read in sorted file order (reproducible), not ``os.listdir`` order;
-- candidates that equal an ID class name are removed before mining;
 - the group permutation comes from a CPU generator, so it is the same on every device (the reference
   draws it on CUDA, so seed 0 gives a different permutation there);
 - ``groups=1`` is the plain formula, not the reference's ``ngroup == 1`` path (a sum of raw ID logits);
+- scores and cosines are float64 (the reference: fp16 weights, fp16 normalisation on the GPU);
 - the scorer reports ``output="log-odds"`` by default, log(S / (1 - S)), a strictly increasing function
   of the score S with the same metrics, which, unlike S, does not round to 1.0 for confident ID images.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from oodbench.errors import OodbenchError
-from oodbench.hashing import sha256_lines
+from oodbench.hashing import sha256_file, sha256_lines
 from oodbench.methods.common import block_rows, similarities
 from oodbench.prompts import fill_template, normalise_name
 from oodbench.scorer import FitContext, MethodInfo, Scorer
@@ -270,6 +276,9 @@ class NegLabel(Scorer):
     noun_template: str = "the nice {}"
     adj_template: str = "This is a {} photo"
     output: str = "log-odds"
+    remove_id_names: bool = False
+    corpus: Path | None = None
+    negatives: Path | None = None
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
@@ -290,9 +299,53 @@ class NegLabel(Scorer):
     def fit(self, ctx: FitContext) -> None:
         templates = ctx.templates_or([self.noun_template])
         id_features = ctx.backbone.class_text_features(ctx.class_names, templates)
-        lexicon = ctx.load_lexicon()
+        if self.negatives is not None:
+            facts = self._released_negatives(ctx)
+        else:
+            facts = self._mine(ctx, templates, id_features)
+        if len(self.negative_words) < self.groups:
+            raise OodbenchError(
+                f"NegLabel has {len(self.negative_words)} negative labels but groups={self.groups}; every "
+                "group needs at least one. Lower groups (--param neglabel.groups=N), raise eta or use a "
+                "larger lexicon.")
+        self.id_features = id_features
+        n_adj = sum(self._negative_is_adj)
+        n = len(self.negative_words)
+        self._fitted = {
+            "negatives": n,
+            "noun_negatives": n - n_adj,
+            "adj_negatives": n_adj,
+            "negatives_head": self.negative_words[:20],
+            "negatives_sha256": sha256_lines([f"{w}\t{'adj' if a else 'noun'}"
+                                              for w, a in zip(self.negative_words, self._negative_is_adj)]),
+            "negatives_dropped_for_grouping": n % self.groups,
+            **facts,
+            "id_templates": templates,
+        }
+        log.info("NegLabel: %d negative labels (%d nouns, %d adjectives); first: %s", n, n - n_adj, n_adj,
+                 ", ".join(self.negative_words[:5]))
+
+    def _released_negatives(self, ctx: FitContext) -> dict[str, Any]:
+        """``negatives=FILE``: the file's prompts, verbatim and in order, as the negative labels."""
+        from oodbench.lexicon.wordfile import read_negative_prompts
+
+        prompts, is_adj = read_negative_prompts(self.negatives)
+        self.neg_features = ctx.backbone.encode_texts(prompts, desc="encoding NegLabel negatives").contiguous()
+        self.negative_words, self._negative_is_adj = prompts, is_adj
+        return {"negatives_file": Path(self.negatives).name,
+                "negatives_file_sha256": sha256_file(Path(self.negatives).expanduser(), ctx.cache_dir)}
+
+    def _mine(self, ctx: FitContext, templates: list[str], id_features: torch.Tensor) -> dict[str, Any]:
+        """NegMining over the lexicon (or ``corpus``): the negative labels and facts for the provenance."""
+        if self.corpus is not None:
+            from oodbench.lexicon.wordfile import read_word_folder
+
+            lexicon = read_word_folder(self.corpus)
+        else:
+            lexicon = ctx.load_lexicon()
         id_names = {normalise_name(n) for n in ctx.class_names}
-        keep = [i for i, w in enumerate(lexicon.words) if normalise_name(w) not in id_names]
+        equal = [normalise_name(w) in id_names for w in lexicon.words]
+        keep = [i for i, e in enumerate(equal) if not (e and self.remove_id_names)]
         words = [lexicon.words[i] for i in keep]
         is_adj = [lexicon.pos[i] == "adj" for i in keep]
         if not words:
@@ -318,6 +371,7 @@ class NegLabel(Scorer):
             "class_names_sha256": sha256_lines(list(ctx.class_names)),
             "id_templates": templates,
             "lexicon_sha256": lexicon.sha256,
+            "remove_id_names": self.remove_id_names,
             "noun_template": self.noun_template,
             "adj_template": self.adj_template,
             "percentile": self.percentile,
@@ -331,37 +385,22 @@ class NegLabel(Scorer):
             raise OodbenchError(
                 f"NegLabel mined no negative labels from {len(words)} candidate words (eta={self.eta}). "
                 "Raise eta, set num_negatives, or use a larger lexicon.")
-        if len(idx) < self.groups:
-            raise OodbenchError(
-                f"NegLabel mined {len(idx)} negative labels but groups={self.groups}; every group needs at "
-                "least one. Lower groups (--param neglabel.groups=N), raise eta or use a larger lexicon.")
         if "all" in memo or ctx.backbone.store is not None:  # all features at hand, or cached on disk
             neg_features = candidates()[idx]
         else:
             neg_features = ctx.backbone.encode_texts([prompts[i] for i in idx.tolist()],
                                                      desc="encoding NegLabel negatives")
-        neg_words = [words[i] for i in idx.tolist()]
-        neg_pos = ["adj" if is_adj[i] else "noun" for i in idx.tolist()]
-        self.id_features = id_features
         self.neg_features = neg_features.contiguous()
-        self.negative_words = neg_words
-        n_adj = sum(p == "adj" for p in neg_pos)
-        self._fitted = {
-            "negatives": len(neg_words),
-            "noun_negatives": len(neg_words) - n_adj,
-            "adj_negatives": n_adj,
-            "negatives_head": neg_words[:20],
-            "negatives_sha256": sha256_lines([f"{w}\t{p}" for w, p in zip(neg_words, neg_pos)]),
-            "negatives_dropped_for_grouping": len(neg_words) % self.groups,
+        self.negative_words = [words[i] for i in idx.tolist()]
+        self._negative_is_adj = [is_adj[i] for i in idx.tolist()]
+        return {
             "candidates": len(words),
-            "candidates_equal_to_id_names": len(lexicon) - len(words),
+            "candidates_equal_to_id_names": sum(equal),
+            "id_names_removed": self.remove_id_names,
             "lexicon": lexicon.source,
             "lexicon_words": len(lexicon),
             "lexicon_sha256": lexicon.sha256,
-            "id_templates": templates,
         }
-        log.info("NegLabel: %d negative labels (%d nouns, %d adjectives) from %d candidates; first: %s",
-                 len(neg_words), len(neg_words) - n_adj, n_adj, len(words), ", ".join(neg_words[:5]))
 
     def _features(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """The fitted text features on ``device`` (``.to`` is free when they are there already)."""

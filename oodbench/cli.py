@@ -155,7 +155,8 @@ def run(
              "'openood' (OpenOOD v1.5, OOD positive: AdaNeg/TANL).")] = FprConvention.nearest,
     interpolation: Annotated[Optional[str], typer.Option(
         help="Image resize interpolation: bicubic (open_clip's default) or bilinear (as MCM's and "
-             "NegLabel's code resized). Part of the feature cache key.")] = None,
+             "NegLabel's code resized; the imagenet suite's default). Default: the suite's, else "
+             "bicubic. Part of the feature cache key.")] = None,
     quick_gelu: Annotated[Optional[bool], typer.Option(
         "--quick-gelu/--no-quick-gelu", help="Force QuickGELU on/off (default: what the weights were trained "
                                              "with: QuickGELU for openai and other tags that ask for it, "
@@ -192,7 +193,7 @@ def run(
             model=model or bench.model or "ViT-B-16",
             pretrained=pretrained or (bench.pretrained if model in (None, bench.model) else None) or "openai",
             precision=precision.value, device=device, quick_gelu=quick_gelu, seed=seed,
-            interpolation=interpolation),
+            interpolation=interpolation or bench.interpolation),
         data=DataContext(data_root=data_root, download=download, cache_dir=store.root),
         store=store, out_dir=out, batch_size=batch_size, workers=workers, seed=seed,
         skip_existing=skip_existing, fpr_convention=fpr_convention.value,
@@ -278,6 +279,28 @@ def report(
     write(text, output)
     if output:
         console.print(f"Wrote {output} ({len(files)} result files).")
+
+
+# --------------------------------------------------------------------------------------------- words
+@app.command()
+def words(
+    benchmark: Annotated[str, typer.Argument(help="Benchmark suite (or a suite file) whose lexicon to print.")],
+    pos: Annotated[bool, typer.Option("--pos", help="Print word<TAB>pos (noun or adj).")] = False,
+    cache_dir: Annotated[Optional[Path], typer.Option(
+        envvar="OODBENCH_CACHE", help="Cache folder for lexicon loaders ($OODBENCH_CACHE).")] = None,
+) -> None:
+    """The suite's candidate pool for NegLabel / ZOC-lite, one word per line, in the order mining sees it."""
+    from oodbench.benchmarks import resolve_benchmark
+    from oodbench.lexicon import load_lexicon
+
+    bench = resolve_benchmark(benchmark)
+    if bench.lexicon is None:
+        raise OodbenchError(f"Benchmark {bench.name!r} names no lexicon, so it has no candidate pool.")
+    lex = load_lexicon(bench.lexicon, dict(bench.lexicon_options), cache_dir=cache_dir)
+    lines = [f"{w}\t{p}" if pos else w for w, p in zip(lex.words, lex.pos)]
+    typer.echo("\n".join(lines))
+    console.print(f"{len(lex)} words ({lex.count('noun')} nouns, {lex.count('adj')} adjectives): {lex.source}",
+                  highlight=False)
 
 
 # --------------------------------------------------------------------------------------------- list
