@@ -54,6 +54,7 @@ class RunConfig:
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     words_file: Path | None = None
     save: bool = True
+    class_names: list[str] | None = None  # the ID classes' names in prompts (default: the ID set's own)
 
 
 @dataclass
@@ -143,6 +144,17 @@ def _lexicon_loader(cfg: RunConfig):  # type: ignore[no-untyped-def]
     return load
 
 
+def _class_names(cfg: RunConfig, id_set: ImageSet) -> list[str]:
+    """The ID set's class names, or the run's own spelling of them (one per class, same order)."""
+    names = list(id_set.class_names or [])
+    if cfg.class_names is None:
+        return names
+    if len(cfg.class_names) != len(names):
+        raise OodbenchError(f"{len(cfg.class_names)} class names were given for the ID set {id_set.name!r}, "
+                            f"which has {len(names)} classes; give one name per class, in label order.")
+    return list(cfg.class_names)
+
+
 def versions() -> dict[str, str]:
     import open_clip
 
@@ -175,6 +187,7 @@ def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
     if not id_set.class_names:
         raise OodbenchError(f"The ID data set {bench.id!r} has no class names; an ID set needs one "
                             "sub-folder per class (folder:PATH/<class>/<images>).")
+    class_names = _class_names(cfg, id_set)
     ood_sets = [open_dataset(name, cfg.data) for name in bench.ood]
     if not ood_sets:
         raise OodbenchError(f"Benchmark {bench.name!r} has no OOD sets; pass --ood NAME[,NAME...].")
@@ -191,7 +204,7 @@ def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
         return []
 
     ctx = FitContext(
-        backbone=backbone, class_names=list(id_set.class_names), templates=cfg.templates or (
+        backbone=backbone, class_names=class_names, templates=cfg.templates or (
             list(bench.templates) if bench.templates else None),
         device=backbone.device, seed=cfg.seed, cache=cfg.store, benchmark=bench.name,
         lexicon_loader=_lexicon_loader(cfg), cache_dir=cfg.store.root)

@@ -27,7 +27,8 @@ import torch
 
 from oodbench.hashing import sha256_file, sha256_lines
 from oodbench.methods.clipn.checkpoint import checkpoint_label, load_clipn, resolve_checkpoint
-from oodbench.methods.clipn.model import class_heads, load_prompt_pairs
+from oodbench.methods.clipn.model import class_heads
+from oodbench.methods.clipn.prompts import load_prompt_pairs
 from oodbench.errors import OodbenchError
 from oodbench.methods.clipn.scores import (
     atd_accepts,
@@ -84,6 +85,11 @@ class ClipnScorer(Scorer):
         n_prompts = int(np.asarray(arrays["n_prompts"])[0])
         self._provenance = {"checkpoint": label, "checkpoint_sha256": sha, "n_templates": len(templates),
                             "variant": "learnable" if n_prompts else "handcrafted", "n_prompts": n_prompts}
+
+    @classmethod
+    def published_templates(cls) -> list[str]:
+        """The reference's 128 template lines verbatim (its MSP row uses them too)."""
+        return load_prompt_pairs(verbatim=True)[0]
 
     def heads(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._heads is None:
