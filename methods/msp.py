@@ -18,6 +18,7 @@ import torch
 
 from oodbench.errors import OodbenchError
 from oodbench.methods.common import max_softmax, max_softmax_log_odds
+from oodbench.params import param
 from oodbench.scorer import ClassHeadScorer, MethodInfo
 
 OUTPUTS = ("log-odds", "probability")
@@ -55,10 +56,10 @@ class MSP(ClassHeadScorer):
         summary="max_i softmax_i(100 * cos(image, class_i))",
     )
     default_templates = DEFAULT_TEMPLATES
-    logit_scale: float = 100.0
+    logit_scale: float = param(100.0, gt=0)
     output: str = "log-odds"
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if self.output not in OUTPUTS:
             raise OodbenchError(f"MSP's output must be one of {', '.join(OUTPUTS)}; got {self.output!r}.")
 

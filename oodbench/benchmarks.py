@@ -42,6 +42,7 @@ from typing import Any
 
 from oodbench.data.spec import FOLDER_PREFIX
 from oodbench.errors import OodbenchError
+from oodbench.prompts import check_template
 from oodbench.registry import NAME_RE, Registry
 
 if sys.version_info >= (3, 11):
@@ -142,9 +143,8 @@ def spec_from_mapping(data: Mapping[str, Any], *, name: str, origin: str) -> Ben
     templates = None
     if data.get("templates") is not None:
         templates = _str_list(data["templates"], "templates", origin)
-        bad = [t for t in templates if "{" not in t or "}" not in t]
-        if bad:
-            raise _fail(origin, f"templates need a {{}} placeholder for the class name: {bad!r}")
+        for t in templates:
+            check_template(t, f"the 'templates' of {origin}")
     for key in ("lexicon_options", "params"):
         if not isinstance(data.get(key, {}), dict):
             raise _fail(origin, f"{key!r} must be a table, got {data[key]!r}")

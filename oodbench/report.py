@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from oodbench.errors import OodbenchError
+from oodbench.files import atomic_write_text, write_error
 from oodbench.results import AVERAGE, ResultSet
 
 FORMATS = ("md", "csv", "latex", "html")
@@ -113,5 +114,9 @@ def write(text: str, output: Path | None) -> None:
     if output is None:
         print(text, end="" if text.endswith("\n") else "\n")
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    if output.is_dir():
+        raise OodbenchError(f"--output {output} is a folder; name the file to write, e.g. {output / 'board.md'}.")
+    try:
+        atomic_write_text(output, text)
+    except OSError as exc:
+        raise write_error("the report", output, exc) from None

@@ -36,6 +36,7 @@ def spy(monkeypatch):
 
     monkeypatch.setattr(factory, "download_pretrained", lambda *a, **k: "/nonexistent/weights.bin")
     monkeypatch.setattr(factory, "load_checkpoint", lambda *a, **k: None)
+    monkeypatch.setattr("oodbench.backbone.model.load_weights_file", lambda *a, **k: None)  # oodbench's loader
     monkeypatch.setattr(factory, "CLIP", build)
     monkeypatch.setattr(factory, "CustomTextCLIP", build)
     return calls

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from oodbench.hashing import sha256_file, sha256_lines
+from oodbench.errors import OodbenchError
 from oodbench.methods.clipn.checkpoint import checkpoint_label, load_clipn, resolve_checkpoint
 from oodbench.methods.clipn.model import class_heads
 from oodbench.methods.clipn.prompts import load_prompt_pairs
-from oodbench.errors import OodbenchError
 from oodbench.methods.clipn.scores import (
     atd_accepts,
     atd_log_odds,
@@ -39,6 +39,7 @@ from oodbench.methods.clipn.scores import (
     ctw_score,
     predict_classes,
 )
+from oodbench.params import param
 from oodbench.scorer import FitContext, MethodInfo, Scorer
 
 PAPER = "Wang et al., ICCV 2023 (CLIPN: teaching CLIP to say no)"
@@ -51,15 +52,18 @@ class ClipnScorer(Scorer):
     """Shared fitting of both CLIPN scorers. ``checkpoint``: a file or a bundled CLIPN name."""
 
     checkpoint: str | None = None
-    scale: float = 100.0
+    scale: float = param(100.0, gt=0)
     quote_templates: bool = True
     output: str = "log-odds"
 
     def __post_init__(self) -> None:
-        if self.output not in OUTPUTS:
-            raise OodbenchError(f"CLIPN's output must be one of {', '.join(OUTPUTS)}; got {self.output!r}.")
+        super().__post_init__()
         self._heads: tuple[torch.Tensor, torch.Tensor] | None = None
         self._provenance: dict[str, Any] = {}
+
+    def check(self) -> None:
+        if self.output not in OUTPUTS:
+            raise OodbenchError(f"CLIPN's output must be one of {', '.join(OUTPUTS)}; got {self.output!r}.")
 
     def fit(self, ctx: FitContext) -> None:
         path = resolve_checkpoint(self.checkpoint)

@@ -131,16 +131,23 @@ class Backbone:
             kwargs["image_interpolation"] = spec.interpolation
         if tag is None and pretrained_path is None:
             torch.manual_seed(spec.seed)  # "none": random weights, reproducible per seed
-        quiet = _DropMessage("No pretrained weights loaded") if pretrained_path is not None else None
-        if quiet:  # open_clip warns about random weights, but we load the file right after
-            logging.getLogger().addFilter(quiet)
+        quiet = _DropMessage("No pretrained weights loaded")
+        logging.getLogger().addFilter(quiet)  # open_clip warns about random weights; we load them right after
         try:
+            # load_weights=False: open_clip resolves (downloads) a tag and sets its preprocessing, but the
+            # file itself is read by oodbench.safeload, never by open_clip's load_checkpoint.
             model, _, preprocess = open_clip.create_model_and_transforms(
-                model_name, pretrained=tag, device="cpu", **kwargs)
+                model_name, pretrained=tag, device="cpu", load_weights=False, **kwargs)
+            if tag is not None:  # the file open_clip resolved for the tag (already downloaded: a cache hit)
+                from open_clip import factory
+
+                pretrained_path = Path(factory.download_pretrained(factory.get_pretrained_cfg(model_name, tag)))
         except RuntimeError as exc:  # tag download failed (offline) and friends
             raise OodbenchError(
                 f"Could not load pretrained weights {tag!r} for {model_name}: {exc}. Offline, download "
                 "the weights elsewhere and pass the file with --pretrained PATH.") from None
+        finally:
+            logging.getLogger().removeFilter(quiet)
         if pretrained_path is not None:
             load_weights_file(model, pretrained_path)
         model.eval().requires_grad_(False).to(device)
