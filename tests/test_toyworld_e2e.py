@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import oodbench.runner as runner
+from oodbench import runner
 from oodbench.backbone import BackboneSpec
 from oodbench.benchmarks import BENCHMARKS
 from oodbench.data.spec import DataContext
@@ -110,7 +110,7 @@ def test_printed_numbers_survive_other_cpus_kernels(mini_results, method):
     for seed in (0, 1):
         gen = torch.Generator().manual_seed(seed)
 
-        def nudge(x):  # type: ignore[no-untyped-def]
+        def nudge(x, gen=gen):  # type: ignore[no-untyped-def]
             return F.normalize(x + 1e-7 * torch.randn(x.shape, generator=gen), dim=-1)
 
         feats_id = nudge(id_enc.features)

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from oodbench.hashing import sha256_file, sha256_lines
 from oodbench.errors import OodbenchError
+from oodbench.hashing import sha256_file, sha256_lines
 from oodbench.methods.clipn.checkpoint import checkpoint_label, load_clipn, resolve_checkpoint
 from oodbench.methods.clipn.model import class_heads
 from oodbench.methods.clipn.prompts import load_prompt_pairs

@@ -12,7 +12,7 @@ from oodbench.features import FeatureStore
 from oodbench.methods.clipn.checkpoint import checkpoint_meta, save_weights
 from oodbench.methods.clipn.model import CLIPN, class_heads
 from oodbench.methods.clipn.prompts import load_prompt_pairs
-from oodbench.methods.clipn.scores import atd_log_odds, atd_score, ctw_log_odds, ctw_score
+from oodbench.methods.clipn.scores import atd_log_odds, ctw_log_odds, ctw_score
 from oodbench.scorer import METHODS, FitContext
 
 NAMES = ["red circle", "blue square", "green circle"]
