@@ -3,6 +3,11 @@
 The classic baseline (Hendrycks & Gimpel, ICLR 2017) applied to CLIP's zero-shot classifier, as in the
 CLIPN code's MSP row: ``S(x) = max_i softmax_i(s * cos(f(x), t_i))`` with CLIP's fixed scale ``s = 100``.
 (The MSP rows of MCM-style tables use a CLIP fine-tuned on ImageNet instead; that is not zero-shot.)
+
+At scale 100 the top probability of a confident image rounds to 1.0 even in float64 (a logit gap above
+~37), which ties such images; the scorer therefore reports its log-odds ``log(p / (1 - p))`` by default
+(``output="log-odds"``): strictly increasing in ``p``, hence the same AUROC / FPR95 / AUPR as ``p`` computed
+exactly, without the ties. ``output="probability"`` gives ``p``.
 """
 
 from __future__ import annotations
@@ -11,9 +16,12 @@ from dataclasses import dataclass
 
 import torch
 
-from oodbench.methods.common import max_softmax
+from oodbench.errors import OodbenchError
+from oodbench.methods.common import max_softmax, max_softmax_log_odds
 from oodbench.params import param
 from oodbench.scorer import ClassHeadScorer, MethodInfo
+
+OUTPUTS = ("log-odds", "probability")
 
 # The same single prompt as MCM, so that MSP vs MCM isolates the temperature (100 vs 1).
 DEFAULT_TEMPLATES = ["a photo of a {}"]
@@ -33,6 +41,12 @@ def msp_score(image_features: torch.Tensor, text_features: torch.Tensor, logit_s
     return max_softmax(image_features, text_features, temperature=1.0 / logit_scale)
 
 
+def msp_log_odds(image_features: torch.Tensor, text_features: torch.Tensor,
+                 logit_scale: float = 100.0) -> torch.Tensor:
+    """``log(p / (1 - p))`` of :func:`msp_score`'s ``p``, float64 [N]: same order, no saturation."""
+    return max_softmax_log_odds(image_features, text_features, temperature=1.0 / logit_scale)
+
+
 @dataclass
 class MSP(ClassHeadScorer):
     """Zero-shot MSP: ``max softmax(100 * cos)``; templates default to "a photo of a {}" (as MCM)."""
@@ -43,6 +57,12 @@ class MSP(ClassHeadScorer):
     )
     default_templates = DEFAULT_TEMPLATES
     logit_scale: float = param(100.0, gt=0)
+    output: str = "log-odds"
+
+    def check(self) -> None:
+        if self.output not in OUTPUTS:
+            raise OodbenchError(f"MSP's output must be one of {', '.join(OUTPUTS)}; got {self.output!r}.")
 
     def score(self, image_features: torch.Tensor) -> torch.Tensor:
-        return msp_score(image_features, self.text_features, self.logit_scale)
+        fn = msp_log_odds if self.output == "log-odds" else msp_score
+        return fn(image_features, self.text_features, self.logit_scale)

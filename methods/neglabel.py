@@ -7,14 +7,19 @@ labels] that falls on the ID labels, averaged over random groups of the negative
 Defaults follow the reference code (``tmlr-group/NegLabel``, ``custom_config/clip.py``): percentile
 0.95, eta 0.15 of nouns and of adjectives, 100 groups, temperature 0.01 (100 x cosine), prompts
 ``"the nice {}"`` for ID classes and noun candidates and ``"This is a {} photo"`` for adjective
-candidates. The lexicon (and its exclusions, e.g. ``noun.animal``/``noun.food`` for ImageNet) comes
-from the benchmark or from ``--words FILE``. Differences from the reference, on purpose:
+candidates. The candidates come from the benchmark's lexicon (the ImageNet suite's is NegLabel's own
+word files rebuilt from WordNet, in the reference's file order: :mod:`oodbench.lexicon.neglabel_files`),
+from ``--words FILE``, or from the reference's ``txtfiles/`` folder (``corpus=DIR``); ``negatives=FILE``
+uses the authors' released negatives (finished prompts, verbatim, in file order) instead of mining. As in
+the published runs, candidates equal to an ID class name are kept (the reference removes them only when
+``pos_topk`` is set); ``remove_id_names=true`` removes them (case-insensitive, underscores as spaces, any
+part of speech; the reference's ``pos_topk`` rule is exact, case-sensitive and nouns only).
+Differences from the reference, on purpose:
 
-- the corpus is read in sorted file order (reproducible), not ``os.listdir`` order;
-- candidates that equal an ID class name are removed before mining;
 - the group permutation comes from a CPU generator, so it is the same on every device (the reference
   draws it on CUDA, so seed 0 gives a different permutation there);
 - ``groups=1`` is the plain formula, not the reference's ``ngroup == 1`` path (a sum of raw ID logits);
+- scores and cosines are float64 (the reference: fp16 weights, fp16 normalisation on the GPU);
 - the scorer reports ``output="log-odds"`` by default, log(S / (1 - S)), a strictly increasing function
   of the score S with the same metrics, which, unlike S, does not round to 1.0 for confident ID images.
 """
@@ -25,6 +30,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,8 +39,8 @@ import torch
 import torch.nn.functional as F
 
 from oodbench.errors import OodbenchError
-from oodbench.hashing import sha256_lines
-from oodbench.methods.common import block_rows
+from oodbench.hashing import sha256_file, sha256_lines
+from oodbench.methods.common import block_rows, similarities
 from oodbench.params import param
 from oodbench.prompts import fill_template, normalise_name
 from oodbench.scorer import FitContext, MethodInfo, Scorer
@@ -52,7 +58,8 @@ def similarity_quantile(candidate_features: torch.Tensor, id_features: torch.Ten
     ``q_i = Q_p({cos(v_i, e_k)}_{k=1..K})`` with linear interpolation between order statistics (the
     definition of ``torch.quantile``'s default): with ``h = p (K - 1)``, ``q = s_[h] + (h - [h]) (s_[h]+1 -
     s_[h])`` over the ascending cosines ``s``. Computed in blocks of candidates with ``torch.topk``
-    (only the two order statistics needed), so any number of candidates fits in memory.
+    (only the two order statistics needed), so any number of candidates fits in memory. Cosines in
+    float64, so that the ranking of candidates does not depend on the block shape or the CPU's kernels.
 
     Args:
         candidate_features: [M, D] L2-normalised candidate-label text features.
@@ -70,19 +77,17 @@ def similarity_quantile(candidate_features: torch.Tensor, id_features: torch.Ten
     lo = min(int(math.floor(pos)), k - 1)
     hi = min(lo + 1, k - 1)
     frac = pos - lo
-    ids = id_features.to(candidate_features.device, torch.float32)
     out = torch.empty(m, dtype=torch.float64)
     rows = block_rows(k)
     from_top = lo >= k // 2  # fetch the fewer order statistics: from the top or from the bottom
     for start in range(0, m, rows):
-        sims = candidate_features[start:start + rows].to(torch.float32) @ ids.T
+        sims = similarities(candidate_features[start:start + rows], id_features)
         if from_top:  # descending values; s_[j] sits at position k - 1 - j
             top = torch.topk(sims, k - lo, dim=1, largest=True, sorted=True).values
             v_lo, v_hi = top[:, k - 1 - lo], top[:, k - 1 - hi]
         else:
             bottom = torch.topk(sims, hi + 1, dim=1, largest=False, sorted=True).values
             v_lo, v_hi = bottom[:, lo], bottom[:, hi]
-        v_lo, v_hi = v_lo.double(), v_hi.double()
         out[start:start + rows] = (v_lo + frac * (v_hi - v_lo)).cpu()
     return out
 
@@ -156,7 +161,8 @@ def neglabel_log_masses(image_features: torch.Tensor, id_text_features: torch.Te
 
     See :func:`neglabel_score` for S. Per group g the log-odds ``l_g = LSE_i(cos(x, e_i) / tau) -
     LSE_{j in G_g}(cos(x, n_j) / tau)`` give ``log S_g = log sigmoid(l_g)`` and ``log(1 - S_g) = log
-    sigmoid(-l_g)``; averages over groups are taken with logsumexp, so both ends stay exact.
+    sigmoid(-l_g)``; averages over groups are taken with logsumexp, so both ends stay exact. The cosines
+    are float64 products too, so the result does not depend on how images are blocked (up to 1e-16).
     """
     if temperature <= 0:
         raise OodbenchError(f"NegLabel's temperature must be positive; got {temperature}.")
@@ -176,16 +182,16 @@ def neglabel_log_masses(image_features: torch.Tensor, id_text_features: torch.Te
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         perm = torch.randperm(kept, generator=gen)
         negs = negs[:kept][perm.to(negs.device)]
-    ids = id_text_features.to(device, torch.float32)
-    negs = negs.to(device, torch.float32)
+    ids = id_text_features.to(device, torch.float64)
+    negs = negs.to(device, torch.float64)
     size = negs.shape[0] // groups
     log_g = math.log(groups)
     rows = block_rows(negs.shape[0])
     log_s, log_o = [], []
     for start in range(0, image_features.shape[0], rows):
-        x = image_features[start:start + rows].to(torch.float32)
-        lse_id = torch.logsumexp((x @ ids.T).double() / temperature, dim=1)
-        neg_logits = (x @ negs.T).double() / temperature
+        x = image_features[start:start + rows]
+        lse_id = torch.logsumexp(similarities(x, ids) / temperature, dim=1)
+        neg_logits = similarities(x, negs) / temperature
         lse_neg = torch.logsumexp(neg_logits.view(x.shape[0], groups, size), dim=2)
         l = lse_id[:, None] - lse_neg
         log_s.append((torch.logsumexp(F.logsigmoid(l), dim=1) - log_g).cpu())
@@ -273,6 +279,9 @@ class NegLabel(Scorer):
     noun_template: str = param("the nice {}", template=True)
     adj_template: str = param("This is a {} photo", template=True)
     output: str = "log-odds"
+    remove_id_names: bool = False
+    corpus: Path | None = None
+    negatives: Path | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -286,9 +295,56 @@ class NegLabel(Scorer):
     def fit(self, ctx: FitContext) -> None:
         templates = ctx.templates_or([self.noun_template])
         id_features = ctx.backbone.class_text_features(ctx.class_names, templates)
-        lexicon = ctx.load_lexicon()
+        if self.negatives is not None:
+            facts = self._released_negatives(ctx)
+        else:
+            facts = self._mine(ctx, templates, id_features)
+        if len(self.negative_words) < self.groups:
+            raise OodbenchError(
+                f"NegLabel has {len(self.negative_words)} negative labels but groups={self.groups}; every "
+                "group needs at least one. Lower groups (--param neglabel.groups=N), raise eta or use a "
+                "larger lexicon.")
+        self.id_features = id_features
+        # the quantile of each negative's cosines to the ID classes: what ranked it when mined (recomputed
+        # for the negatives only: cheap); for a negatives file, what it would have been ranked by
+        self.negative_quantiles = similarity_quantile(self.neg_features, id_features, self.percentile).numpy()
+        n_adj = sum(self._negative_is_adj)
+        n = len(self.negative_words)
+        self._fitted = {
+            "negatives": n,
+            "noun_negatives": n - n_adj,
+            "adj_negatives": n_adj,
+            "negatives_head": self.negative_words[:20],
+            "negatives_sha256": sha256_lines([f"{w}\t{'adj' if a else 'noun'}"
+                                              for w, a in zip(self.negative_words, self._negative_is_adj)]),
+            "negatives_dropped_for_grouping": n % self.groups,
+            **facts,
+            "id_templates": templates,
+        }
+        log.info("NegLabel: %d negative labels (%d nouns, %d adjectives); first: %s", n, n - n_adj, n_adj,
+                 ", ".join(self.negative_words[:5]))
+
+    def _released_negatives(self, ctx: FitContext) -> dict[str, Any]:
+        """``negatives=FILE``: the file's prompts, verbatim and in order, as the negative labels."""
+        from oodbench.lexicon.wordfile import read_negative_prompts
+
+        prompts, is_adj = read_negative_prompts(self.negatives)
+        self.neg_features = ctx.backbone.encode_texts(prompts, desc="encoding NegLabel negatives").contiguous()
+        self.negative_words, self._negative_is_adj = prompts, is_adj
+        return {"negatives_file": Path(self.negatives).name,
+                "negatives_file_sha256": sha256_file(Path(self.negatives).expanduser(), ctx.cache_dir)}
+
+    def _mine(self, ctx: FitContext, templates: list[str], id_features: torch.Tensor) -> dict[str, Any]:
+        """NegMining over the lexicon (or ``corpus``): the negative labels and facts for the provenance."""
+        if self.corpus is not None:
+            from oodbench.lexicon.wordfile import read_word_folder
+
+            lexicon = read_word_folder(self.corpus)
+        else:
+            lexicon = ctx.load_lexicon()
         id_names = {normalise_name(n) for n in ctx.class_names}
-        keep = [i for i, w in enumerate(lexicon.words) if normalise_name(w) not in id_names]
+        equal = [normalise_name(w) in id_names for w in lexicon.words]
+        keep = [i for i, e in enumerate(equal) if not (e and self.remove_id_names)]
         words = [lexicon.words[i] for i in keep]
         is_adj = [lexicon.pos[i] == "adj" for i in keep]
         if not words:
@@ -314,6 +370,7 @@ class NegLabel(Scorer):
             "class_names_sha256": sha256_lines(list(ctx.class_names)),
             "id_templates": templates,
             "lexicon_sha256": lexicon.sha256,
+            "remove_id_names": self.remove_id_names,
             "noun_template": self.noun_template,
             "adj_template": self.adj_template,
             "percentile": self.percentile,
@@ -327,40 +384,22 @@ class NegLabel(Scorer):
             raise OodbenchError(
                 f"NegLabel mined no negative labels from {len(words)} candidate words (eta={self.eta}). "
                 "Raise eta, set num_negatives, or use a larger lexicon.")
-        if len(idx) < self.groups:
-            raise OodbenchError(
-                f"NegLabel mined {len(idx)} negative labels but groups={self.groups}; every group needs at "
-                "least one. Lower groups (--param neglabel.groups=N), raise eta or use a larger lexicon.")
         if "all" in memo or ctx.backbone.store is not None:  # all features at hand, or cached on disk
             neg_features = candidates()[idx]
         else:
             neg_features = ctx.backbone.encode_texts([prompts[i] for i in idx.tolist()],
                                                      desc="encoding NegLabel negatives")
-        neg_words = [words[i] for i in idx.tolist()]
-        neg_pos = ["adj" if is_adj[i] else "noun" for i in idx.tolist()]
-        self.id_features = id_features
         self.neg_features = neg_features.contiguous()
-        self.negative_words = neg_words
-        self.negative_pos = neg_pos
-        # the quantile that ranked each negative (recomputed for the M negatives only: cheap)
-        self.negative_quantiles = similarity_quantile(self.neg_features, id_features, self.percentile).numpy()
-        n_adj = sum(p == "adj" for p in neg_pos)
-        self._fitted = {
-            "negatives": len(neg_words),
-            "noun_negatives": len(neg_words) - n_adj,
-            "adj_negatives": n_adj,
-            "negatives_head": neg_words[:20],
-            "negatives_sha256": sha256_lines([f"{w}\t{p}" for w, p in zip(neg_words, neg_pos)]),
-            "negatives_dropped_for_grouping": len(neg_words) % self.groups,
+        self.negative_words = [words[i] for i in idx.tolist()]
+        self._negative_is_adj = [is_adj[i] for i in idx.tolist()]
+        return {
             "candidates": len(words),
-            "candidates_equal_to_id_names": len(lexicon) - len(words),
+            "candidates_equal_to_id_names": sum(equal),
+            "id_names_removed": self.remove_id_names,
             "lexicon": lexicon.source,
             "lexicon_words": len(lexicon),
             "lexicon_sha256": lexicon.sha256,
-            "id_templates": templates,
         }
-        log.info("NegLabel: %d negative labels (%d nouns, %d adjectives) from %d candidates; first: %s",
-                 len(neg_words), len(neg_words) - n_adj, n_adj, len(words), ", ".join(neg_words[:5]))
 
     def _features(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """The fitted text features on ``device`` (``.to`` is free when they are there already)."""
@@ -375,19 +414,20 @@ class NegLabel(Scorer):
 
     def predict_classes(self, image_features: torch.Tensor) -> torch.Tensor:
         ids, _ = self._features(image_features.device)
-        return (image_features.to(torch.float32) @ ids.T).argmax(dim=-1)
+        return similarities(image_features, ids).argmax(dim=-1)
 
     def provenance(self) -> dict[str, Any]:
         return dict(self._fitted)
 
     def exports(self, image_features: Mapping[str, torch.Tensor]) -> dict[str, pd.DataFrame]:
-        """``negatives``: every mined negative label in mining order (nouns, then adjectives, each by
-        ascending quantile): ``word``, ``pos``, ``quantile`` (the percentile-quantile of its cosines to
-        the ID classes, which ranked it; lower = farther from every ID class) and ``rank`` within its
-        part of speech (1 = the farthest)."""
+        """``negatives``: every negative label in mining order (nouns, then adjectives, each by ascending
+        quantile; a ``negatives`` file's own order): ``word`` (a file's prompt), ``pos``, ``quantile``
+        (the percentile-quantile of its cosines to the ID classes, which ranked it; lower = farther from
+        every ID class) and ``rank`` within its part of speech (1 = first)."""
         if not hasattr(self, "negative_words"):
             raise RuntimeError("NegLabel.exports called before fit")
-        table = pd.DataFrame({"word": self.negative_words, "pos": self.negative_pos,
+        table = pd.DataFrame({"word": self.negative_words,
+                              "pos": ["adj" if a else "noun" for a in self._negative_is_adj],
                               "quantile": self.negative_quantiles})
         table["rank"] = table.groupby("pos", sort=False).cumcount() + 1
         return {"negatives": table}

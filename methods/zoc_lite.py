@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from oodbench.errors import OodbenchError
-from oodbench.methods.common import block_rows
+from oodbench.methods.common import block_rows, similarities
 from oodbench.params import param
 from oodbench.prompts import fill_template, normalise_name
 from oodbench.scorer import FitContext, MethodInfo, Scorer
@@ -49,9 +49,8 @@ def id_leak_mask(vocab_text_features: torch.Tensor, id_text_features: torch.Tens
         id_text_features: [K, D] L2-normalised ID class text features.
         max_id_cosine: a word is dropped when ``max_k cos(w, e_k) > max_id_cosine``; 1.0 keeps all.
     """
-    ids = id_text_features.to(vocab_text_features.device, torch.float32)
-    rows = block_rows(ids.shape[0])
-    keep = [((vocab_text_features[s:s + rows].to(torch.float32) @ ids.T).amax(dim=1) <= max_id_cosine).cpu()
+    rows = block_rows(id_text_features.shape[0])
+    keep = [(similarities(vocab_text_features[s:s + rows], id_text_features).amax(dim=1) <= max_id_cosine).cpu()
             for s in range(0, vocab_text_features.shape[0], rows)]
     return torch.cat(keep) if keep else torch.zeros(0, dtype=torch.bool)
 
@@ -63,8 +62,8 @@ def zoc_lite_score(image_features: torch.Tensor, id_text_features: torch.Tensor,
     ``C(x)`` = the k vocabulary words with the largest ``cos(x, w)``; with logits ``z = scale * cos``,
     ``log S(x) = LSE_{i in ID} z_i - LSE_{j in ID + C(x)} z_j = log sigmoid(LSE_ID z - LSE_C(x) z)``.
     ZOC (Esmaeilpour et al., AAAI 2022) reports the candidates' mass ``1 - S(x)`` as its OOD score; this
-    is the same ranking with the project's orientation, higher = more ID. Computed in float64 log
-    space: ``log S`` stays distinct for confident ID images whose S rounds to 1.0, and for OOD images
+    is the same ranking with the project's orientation, higher = more ID. Computed in float64 (cosines
+    included) and log space: ``log S`` stays distinct for confident ID images whose S rounds to 1.0, and for OOD images
     whose S underflows. Batched over images (blocks of rows), top-k with ``torch.topk``.
 
     Args:
@@ -84,16 +83,16 @@ def zoc_lite_score(image_features: torch.Tensor, id_text_features: torch.Tensor,
     if vocab_text_features.shape[0] == 0:
         raise OodbenchError("ZOC-lite has an empty candidate vocabulary; use a larger lexicon.")
     device = image_features.device
-    ids = id_text_features.to(device, torch.float32)
-    vocab = vocab_text_features.to(device, torch.float32)
+    ids = id_text_features.to(device, torch.float64)
+    vocab = vocab_text_features.to(device, torch.float64)
     k = min(k, vocab.shape[0])
     rows = block_rows(vocab.shape[0])
     out = []
     for start in range(0, image_features.shape[0], rows):
-        x = image_features[start:start + rows].to(torch.float32)
-        lse_id = torch.logsumexp(scale * (x @ ids.T).double(), dim=1)
-        top = torch.topk(x @ vocab.T, k, dim=1, largest=True, sorted=False).values
-        lse_cand = torch.logsumexp(scale * top.double(), dim=1)
+        x = image_features[start:start + rows]
+        lse_id = torch.logsumexp(scale * similarities(x, ids), dim=1)
+        top = torch.topk(similarities(x, vocab), k, dim=1, largest=True, sorted=False).values
+        lse_cand = torch.logsumexp(scale * top, dim=1)
         out.append(F.logsigmoid(lse_id - lse_cand).cpu())
     return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
 
@@ -201,7 +200,7 @@ class ZocLite(Scorer):
 
     def predict_classes(self, image_features: torch.Tensor) -> torch.Tensor:
         ids, _ = self._features(image_features.device)
-        return (image_features.to(torch.float32) @ ids.T).argmax(dim=-1)
+        return similarities(image_features, ids).argmax(dim=-1)
 
     def provenance(self) -> dict[str, Any]:
         return dict(self._fitted)

@@ -189,7 +189,8 @@ def build_config(methods: str | Sequence[str], benchmark: str = "toyworld", *, o
         backbone=BackboneSpec(
             model=model or bench.model or "ViT-B-16",
             pretrained=pretrained or (bench.pretrained if model in (None, bench.model) else None) or "openai",
-            precision=precision, device=device, quick_gelu=quick_gelu, seed=seed, interpolation=interpolation),
+            precision=precision, device=device, quick_gelu=quick_gelu, seed=seed,
+            interpolation=interpolation or bench.interpolation),
         data=DataContext(data_root=Path(data_root) if data_root is not None else None, download=download,
                          cache_dir=store.root),
         store=store, out_dir=Path(out) if out is not None else Path("results"), batch_size=batch_size,

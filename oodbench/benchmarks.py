@@ -12,6 +12,7 @@ asked for a name. A suite file holds::
     lexicon = "wordnet"                      # optional lexicon for negative-label methods
     model = "ViT-B-16"                       # optional default backbone ...
     pretrained = "openai"                    # ... and its weights tag
+    interpolation = "bilinear"               # optional default image resize (bicubic or bilinear)
     [lexicon_options]                        # optional, handed to the lexicon
     exclude = ["noun.animal"]
     [params.neglabel]                        # optional per-method parameter defaults
@@ -58,7 +59,8 @@ class BenchmarkSpec:
 
     ``templates`` overrides every method's prompt templates (None: each method's own default);
     ``lexicon`` / ``lexicon_options`` name the word source of negative-label methods; ``model`` /
-    ``pretrained`` are the suite's default backbone; ``params`` maps a method name to its parameter
+    ``pretrained`` are the suite's default backbone and ``interpolation`` its default image resize (None:
+    the model's own, bicubic for CLIP); ``params`` maps a method name to its parameter
     defaults (the user's ``--param`` wins over them); ``groups`` maps a group name to its OOD sets
     (empty: no groups; otherwise every OOD set is in exactly one group).
     """
@@ -73,6 +75,7 @@ class BenchmarkSpec:
     lexicon_options: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
     pretrained: str | None = None
+    interpolation: str | None = None
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -151,6 +154,7 @@ def spec_from_mapping(data: Mapping[str, Any], *, name: str, origin: str) -> Ben
             raise _fail(origin, f"params.{method} must be a table of parameter values, got {values!r}")
     ood = _str_list(data["ood"], "ood", origin)
     groups = _groups(data.get("groups", {}), ood, origin)
+    interpolation = _str(data, "interpolation", origin)  # checked where the backbone loads (no torch here)
     return BenchmarkSpec(
         name=name,
         description=_str(data, "description", origin, required=True) or "",
@@ -162,6 +166,7 @@ def spec_from_mapping(data: Mapping[str, Any], *, name: str, origin: str) -> Ben
         lexicon_options=dict(data.get("lexicon_options", {})),
         model=_str(data, "model", origin),
         pretrained=_str(data, "pretrained", origin),
+        interpolation=interpolation,
         params={m: dict(v) for m, v in params.items()},
         groups=groups,
     )

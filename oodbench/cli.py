@@ -19,7 +19,7 @@ import click
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 from typer.core import TyperGroup
 
 from oodbench.errors import OodbenchError
@@ -155,7 +155,8 @@ def run(
              "'openood' (OpenOOD v1.5, OOD positive: AdaNeg/TANL).")] = FprConvention.nearest,
     interpolation: Annotated[Optional[str], typer.Option(
         help="Image resize interpolation: bicubic (open_clip's default) or bilinear (as MCM's and "
-             "NegLabel's code resized). Part of the feature cache key.")] = None,
+             "NegLabel's code resized; the imagenet suite's default). Default: the suite's, else "
+             "bicubic. Part of the feature cache key.")] = None,
     quick_gelu: Annotated[Optional[bool], typer.Option(
         "--quick-gelu/--no-quick-gelu", help="Force QuickGELU on/off (default: what the weights were trained "
                                              "with: QuickGELU for openai and other tags that ask for it, "
@@ -290,6 +291,112 @@ def plot(
     written = plot_results([ResultSet.load(f) for f in files], out, fmt=format.value, bins=bins)
     console.print(f"Wrote {len(written)} figures to {escape(str(out))}/ (index.json lists them; "
                   "`oodbench report -f html --plots` embeds them).", highlight=False)
+
+
+# --------------------------------------------------------------------------------------------- reproduce
+@app.command()
+def reproduce(
+    name: Annotated[Optional[str], typer.Argument(
+        help="Protocol name (see --list) or a protocol file path/to/name.toml.")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the bundled protocols and exit.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the exact settings; run nothing.")] = False,
+    method: Annotated[Optional[list[str]], typer.Option(
+        "--method", "-m", help="Only these of the protocol's methods (repeatable).")] = None,
+    variant: Annotated[Optional[str], typer.Option(
+        help="Which published rows to compare with when a paper reports several (e.g. 'repeat 2': one "
+             "released checkpoint of several). Default: the protocol's.")] = None,
+    clipn_checkpoint: Annotated[Optional[str], typer.Option(
+        help="CLIPN weights for clipn-ctw / clipn-atd (e.g. a released epoch_10.pt).")] = None,
+    param: Annotated[Optional[list[str]], typer.Option(
+        "--param", "-p", help="Method parameter over the protocol's, METHOD.NAME=VALUE (e.g. "
+                              "-p neglabel.negatives=selected_neg_labels_in1k_10k.txt).")] = None,
+    data_root: Annotated[Optional[Path], typer.Option(
+        envvar="OODBENCH_DATA", help="Folder holding the data sets ($OODBENCH_DATA).")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(
+        envvar="OODBENCH_CACHE", help="Feature cache ($OODBENCH_CACHE), shared with `oodbench run`.")] = None,
+    out: Annotated[Path, typer.Option(help="Where result files go (<out>/<protocol>/...).")] = Path("results"),
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per encoding batch.")] = 128,
+    workers: Annotated[int, typer.Option(min=0, help="Image-decoding worker processes.")] = min(
+        4, os.cpu_count() or 1),
+    download: Annotated[bool, typer.Option(help="Allow downloading data sets that can be (CIFAR, SVHN).")] = False,
+) -> None:
+    """Run a paper's protocol (backbone, preprocessing, templates, parameters, OOD sets, FPR95 convention)
+    and print ours beside the published numbers."""
+    from oodbench.reproduce import bundled_protocols, comparison, load_protocol, run_protocol, settings
+
+    if list_:
+        table = Table("paper", "suite", "OOD sets", "methods", "backbone", "FPR95", "published")
+        table.columns.insert(0, Column("protocol", no_wrap=True))
+        for p in bundled_protocols():
+            table.add_row(*map(escape, (p.name, p.cite, p.suite, ", ".join(p.ood), ", ".join(p.methods),
+                                        f"{p.model} {p.pretrained}", p.fpr_convention,
+                                        f"{len(p.published)} rows" if p.published else "none")))
+        stdout.print(table)
+        return
+    if not name:
+        raise OodbenchError("Name a protocol (`oodbench reproduce --list` shows them) or pass --list.")
+    protocol = load_protocol(name)
+    if variant is not None and variant not in protocol.variants:
+        raise OodbenchError(f"Protocol {protocol.name} has no published variant {variant!r}; its variants: "
+                            f"{', '.join(protocol.variants) or '(none)'}.")
+    if dry_run:
+        table = Table("setting", "value", title=f"oodbench reproduce {protocol.name} (dry run: nothing is run)",
+                      show_lines=False)
+        for key, value in settings(protocol, method):
+            table.add_row(escape(key), escape(value))
+        stdout.print(table)
+        return
+    params = _parse_params(param or [])
+    if clipn_checkpoint:
+        for m in ("clipn-ctw", "clipn-atd"):
+            params.setdefault(m, {})["checkpoint"] = clipn_checkpoint
+    results, notes = run_protocol(protocol, data_root=data_root, cache_dir=cache_dir, out_dir=out, device=device,
+                                  batch_size=batch_size, workers=workers, download=download, methods=method,
+                                  method_params=params)
+    for note in notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    for result in results:
+        pub = protocol.published_for(result.method, variant)
+        table = Table("OOD set", "FPR95 ours", "published", "Δ", "AUROC ours", "published", "Δ",
+                      title=f"{protocol.name}: {result.method}"
+                            + (f" vs {pub.variant}" if pub and pub.variant else "")
+                            + f" (%, FPR95 {protocol.fpr_convention})",
+                      caption=escape(f"published: {pub.source}" if pub else "no published numbers known"))
+        for row in comparison(protocol, result, variant):
+            cells = []
+            for metric in ("fpr95", "auroc"):
+                ours, theirs, diff = row[metric]
+                cells += [f"{ours:.2f}", "—" if theirs is None else f"{theirs:.2f}",
+                          "—" if diff is None else f"{diff:+.2f}"]
+            table.add_row(escape(row["ood"]), *cells)
+        stdout.print(table)
+    if results:
+        console.print(f"Results written under [bold]{escape(str(out))}/{escape(protocol.name)}/[/]; "
+                      f"what differs from the reference: `oodbench reproduce {escape(protocol.name)} --dry-run`.",
+                      highlight=False)
+
+
+# --------------------------------------------------------------------------------------------- words
+@app.command()
+def words(
+    benchmark: Annotated[str, typer.Argument(help="Benchmark suite (or a suite file) whose lexicon to print.")],
+    pos: Annotated[bool, typer.Option("--pos", help="Print word<TAB>pos (noun or adj).")] = False,
+    cache_dir: Annotated[Optional[Path], typer.Option(
+        envvar="OODBENCH_CACHE", help="Cache folder for lexicon loaders ($OODBENCH_CACHE).")] = None,
+) -> None:
+    """The suite's candidate pool for NegLabel / ZOC-lite, one word per line, in the order mining sees it."""
+    from oodbench.benchmarks import resolve_benchmark
+    from oodbench.lexicon import load_lexicon
+
+    bench = resolve_benchmark(benchmark)
+    if bench.lexicon is None:
+        raise OodbenchError(f"Benchmark {bench.name!r} names no lexicon, so it has no candidate pool.")
+    lex = load_lexicon(bench.lexicon, dict(bench.lexicon_options), cache_dir=cache_dir)
+    lines = [f"{w}\t{p}" if pos else w for w, p in zip(lex.words, lex.pos)]
+    typer.echo("\n".join(lines))
+    console.print(f"{len(lex)} words ({lex.count('noun')} nouns, {lex.count('adj')} adjectives): {lex.source}",
+                  highlight=False)
 
 
 # --------------------------------------------------------------------------------------------- list

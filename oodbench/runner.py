@@ -64,6 +64,7 @@ class RunConfig:
     tag: str | None = None  # names the run's variant instead of a hash of its non-default settings
     default_fpr_convention: str = "nearest"  # the convention that needs no variant in the file name
     verify_content: bool = False
+    class_names: list[str] | None = None  # the ID classes' names in prompts (default: the ID set's own)
 
 
 @dataclass
@@ -215,6 +216,17 @@ def _lexicon_loader(cfg: RunConfig):  # type: ignore[no-untyped-def]
     return load
 
 
+def _class_names(cfg: RunConfig, id_set: ImageSet) -> list[str]:
+    """The ID set's class names, or the run's own spelling of them (one per class, same order)."""
+    names = list(id_set.class_names or [])
+    if cfg.class_names is None:
+        return names
+    if len(cfg.class_names) != len(names):
+        raise OodbenchError(f"{len(cfg.class_names)} class names were given for the ID set {id_set.name!r}, "
+                            f"which has {len(names)} classes; give one name per class, in label order.")
+    return list(cfg.class_names)
+
+
 def versions() -> dict[str, str]:
     import open_clip
 
@@ -256,6 +268,7 @@ def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
     if not id_set.class_names:
         raise OodbenchError(f"The ID data set {bench.id!r} has no class names; an ID set needs one "
                             "sub-folder per class (folder:PATH/<class>/<images>).")
+    class_names = _class_names(cfg, id_set)
     ood_sets = [open_dataset(name, cfg.data) for name in bench.ood]
     warnings = meaningless_setups(id_set, ood_sets)
     for text in warnings if env.main else []:
@@ -275,7 +288,7 @@ def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
         return []
 
     ctx = FitContext(
-        backbone=backbone, class_names=list(id_set.class_names), templates=cfg.templates or (
+        backbone=backbone, class_names=class_names, templates=cfg.templates or (
             list(bench.templates) if bench.templates else None),
         device=backbone.device, seed=cfg.seed, cache=cfg.store, benchmark=bench.name,
         lexicon_loader=_lexicon_loader(cfg), cache_dir=cfg.store.root)

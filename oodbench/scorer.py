@@ -162,6 +162,12 @@ class Scorer(ABC):
         return {}
 
     @classmethod
+    def published_templates(cls) -> list[str] | None:
+        """The prompt templates of the method's paper, for a protocol that gives them to every method it runs
+        (``[text] templates_of = NAME`` in a protocol file); None when the method has no single list."""
+        return None
+
+    @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Scorer:
         """Build from ``{field: value}``; string values are converted to the field's type."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -191,8 +197,13 @@ class ClassHeadScorer(Scorer):
         self.text_features = ctx.backbone.class_text_features(
             ctx.class_names, ctx.templates_or(self.default_templates))
 
+    @classmethod
+    def published_templates(cls) -> list[str] | None:
+        return list(cls.default_templates)
+
     def predict_classes(self, image_features: torch.Tensor) -> torch.Tensor:
-        return (image_features @ self.text_features.to(image_features.device).T).argmax(dim=-1)
+        x = image_features.to(torch.float64)  # float64: near-tied classes pick the same on every CPU
+        return (x @ self.text_features.to(x.device, torch.float64).T).argmax(dim=-1)
 
 
 def as_method(name: str, cls: Any) -> type[Scorer]:

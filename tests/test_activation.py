@@ -12,8 +12,8 @@ import warnings
 from importlib import resources
 
 import open_clip
-import open_clip.factory as factory
 import pytest
+from open_clip import factory
 from open_clip.model import CLIP
 from open_clip.transformer import QuickGELU
 from torch import nn

@@ -44,7 +44,7 @@ def write_suite(tmp_path: Path, text: str, name: str = "mine") -> Path:
 def test_spec_fields_are_the_contract():
     assert [f.name for f in dataclasses.fields(BenchmarkSpec)] == [
         "name", "description", "source", "id", "ood", "templates", "lexicon", "lexicon_options", "model",
-        "pretrained", "params", "groups"]
+        "pretrained", "interpolation", "params", "groups"]
     spec = BenchmarkSpec("x", "d", "s", "imagenet", ("sun",))
     assert spec.templates is None and spec.lexicon_options == {} and spec.params == {} and spec.groups == {}
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -64,7 +64,9 @@ def test_every_bundled_suite_loads_and_names_registered_datasets():
 def test_imagenet_suite():
     b = BENCHMARKS.get("imagenet")
     assert b.id == "imagenet" and b.ood == ("inaturalist", "sun", "places", "textures")
-    assert b.lexicon == "wordnet" and b.lexicon_options == {"exclude": ["noun.animal", "noun.food"]}
+    assert b.lexicon == "wordnet" and b.lexicon_options == {"style": "neglabel",
+                                                           "exclude": ["noun.animal", "noun.food"]}
+    assert b.interpolation == "bilinear"
     assert (b.model, b.pretrained, b.templates) == ("ViT-B-16", "openai", None)
     assert "MOS" in b.source and "MCM" in b.source
 

@@ -125,7 +125,7 @@ def test_words_file_parsing(tmp_path):
     lex = read_words_file(path)
     assert lex.words == ["teapot", "shiny", "wooden", "comet", "lantern", "Red Planet"]
     assert lex.pos == ["noun", "adj", "adj", "noun", "noun", "noun"]
-    assert str(path) in lex.source
+    assert lex.source.startswith("file words.txt (sha256 ") and str(path.parent) not in lex.source  # no local path
 
 
 @pytest.mark.parametrize("text, match", [

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from oodbench.methods.mcm import MCM, mcm_score
-from oodbench.methods.msp import msp_score
+from oodbench.methods.msp import MSP, msp_log_odds, msp_score
 
 IMG = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
 TXT = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
@@ -44,3 +44,18 @@ def test_mcm_scorer_params_parse_from_strings():
     m = MCM.from_params({"temperature": "2.5"})
     assert m.temperature == 2.5
     assert m.params() == {"temperature": 2.5}
+
+
+def test_msp_log_odds_are_exact_where_the_probability_rounds_to_one():
+    # image 0: logits (100, 0): p = 1 / (1 + e^-100) rounds to 1.0 in float64; its log-odds are 100.
+    # image 2 equals image 0 mirrored; image 1: logits (60, 80) -> log-odds 20.
+    lo = msp_log_odds(IMG, TXT, logit_scale=100.0)
+    # (0.6 and 0.8 are float32 inputs: 1e-7 relative off, times 100)
+    assert lo.dtype == torch.float64 and lo.tolist() == pytest.approx([100.0, 20.0, 100.0], rel=1e-6)
+    assert msp_score(IMG, TXT)[0].item() == 1.0
+    three = torch.eye(3)
+    img = torch.nn.functional.normalize(torch.tensor([[1.0, 0.5, 0.1], [1.0, 0.4, 0.1]]), dim=-1)
+    p = msp_score(img, three, 3.0)
+    torch.testing.assert_close(msp_log_odds(img, three, 3.0), torch.log(p / (1 - p)), rtol=1e-12, atol=1e-12)
+    assert msp_log_odds(img, three[:1]).tolist() == [0.0, 0.0]  # one class: p = 1 for all, a constant
+    assert MSP().output == "log-odds" and MSP.from_params({"output": "probability"}).output == "probability"

@@ -136,7 +136,9 @@ def test_score_is_batched_and_independent_of_block_size(monkeypatch):
     negs = F.normalize(torch.randn(12, 8, generator=gen), dim=1)
     whole = neglabel_log_odds(x, ids, negs, 0.05, groups=3)
     monkeypatch.setattr(mod, "BLOCK_ELEMENTS", 12 * 7)  # 7 images per block
-    torch.testing.assert_close(neglabel_log_odds(x, ids, negs, 0.05, groups=3), whole)
+    # Cosines are float64 products: another block shape may change the BLAS summation order, which moves
+    # a result by ~1e-16 relative (float32 products moved it by ~1e-6 on some CPUs).
+    torch.testing.assert_close(neglabel_log_odds(x, ids, negs, 0.05, groups=3), whole, rtol=1e-13, atol=1e-13)
 
 
 def test_score_rejects_bad_parameters():
@@ -240,7 +242,7 @@ def test_registered_with_reference_defaults():
     p = NegLabel().params()
     assert p == {"percentile": 0.95, "eta": 0.15, "num_negatives": None, "groups": 100, "temperature": 0.01,
                  "seed": 0, "noun_template": "the nice {}", "adj_template": "This is a {} photo",
-                 "output": "log-odds"}
+                 "output": "log-odds", "remove_id_names": False, "corpus": None, "negatives": None}
     with pytest.raises(OodbenchError, match="output"):
         NegLabel.from_params({"output": "probability"})
     assert NegLabel.from_params({"num_negatives": "none", "groups": "4"}).groups == 4
@@ -250,10 +252,10 @@ def test_fit_score_and_provenance(tiny_backbone, tmp_path):
     store = FeatureStore(tmp_path / "store")
     tiny_backbone.store = store
     try:
-        scorer = NegLabel(eta=0.5, groups=3)
+        scorer = NegLabel(eta=0.5, groups=3, remove_id_names=True)
         scorer.fit(make_ctx(tiny_backbone, store))
         prov = scorer.provenance()
-        # "red square" and "green square" equal ID class names and are never candidates
+        # "red square" and "green square" equal ID class names: removed on request
         assert prov["candidates"] == len(WORDS) - 2 and prov["candidates_equal_to_id_names"] == 2
         assert prov["noun_negatives"] == 9 and prov["adj_negatives"] == 4  # floor(0.5 * 18), floor(0.5 * 8)
         assert prov["negatives"] == 13 and prov["negatives_dropped_for_grouping"] == 1
@@ -276,18 +278,43 @@ def test_fit_score_and_provenance(tiny_backbone, tmp_path):
 
         # a second fit reads the mined list from the cache
         hits = store.hits
-        again = NegLabel(eta=0.5, groups=3)
+        again = NegLabel(eta=0.5, groups=3, remove_id_names=True)
         again.fit(make_ctx(tiny_backbone, store))
         assert store.hits > hits
         assert again.negative_words == scorer.negative_words
         assert [e.kind for e in store.entries("neglabel-mined")] == ["neglabel-mined"]
         torch.testing.assert_close(again.score(images), s)
         # output="mass" gives S itself
-        mass = NegLabel(eta=0.5, groups=3, output="mass")
+        mass = NegLabel(eta=0.5, groups=3, output="mass", remove_id_names=True)
         mass.fit(make_ctx(tiny_backbone, store))
         torch.testing.assert_close(torch.sigmoid(s), mass.score(images), rtol=1e-9, atol=1e-12)
     finally:
         tiny_backbone.store = None
+
+
+def test_id_names_stay_candidates_by_default(tiny_backbone):
+    # As in the published runs (the reference removes ID names only when pos_topk is set).
+    scorer = NegLabel(eta=0.5, groups=1)
+    scorer.fit(make_ctx(tiny_backbone))
+    prov = scorer.provenance()
+    assert prov["candidates"] == len(WORDS) and prov["candidates_equal_to_id_names"] == 2
+    assert prov["id_names_removed"] is False and prov["noun_negatives"] == 10  # floor(0.5 * 20)
+
+
+def test_released_negatives_are_used_verbatim_in_file_order(tiny_backbone, tmp_path):
+    lines = ["the nice kalinin", "the nice m3\"", "the nice teapot", "This is a [thermal photo",
+             "This is a wooden photo"]
+    path = tmp_path / "selected_neg_labels_in1k_10k.txt"
+    path.write_text("\n".join(lines) + "\n")
+    scorer = NegLabel(negatives=path, groups=2)
+    scorer.fit(make_ctx(tiny_backbone, words=["unused"], pos=["noun"]))
+    assert scorer.negative_words == lines
+    prov = scorer.provenance()
+    assert (prov["noun_negatives"], prov["adj_negatives"], prov["negatives_dropped_for_grouping"]) == (3, 2, 1)
+    assert prov["negatives_file"] == path.name and "lexicon" not in prov
+    torch.testing.assert_close(scorer.neg_features, tiny_backbone.encode_texts(lines, use_cache=False))
+    with pytest.raises(OodbenchError, match="does not exist"):
+        NegLabel(negatives=tmp_path / "nope.txt").fit(make_ctx(tiny_backbone))
 
 
 def test_fit_without_cache_and_with_template_override(tiny_backbone):
@@ -301,7 +328,7 @@ def test_fit_errors_are_clear(tiny_backbone):
     with pytest.raises(OodbenchError, match="groups"):
         NegLabel(eta=0.5, groups=100).fit(make_ctx(tiny_backbone))
     with pytest.raises(OodbenchError, match="no candidate words"):
-        NegLabel().fit(make_ctx(tiny_backbone, words=["red square"], pos=["noun"]))
+        NegLabel(remove_id_names=True).fit(make_ctx(tiny_backbone, words=["red square"], pos=["noun"]))
     ctx = make_ctx(tiny_backbone)
     ctx.lexicon_loader = None
     with pytest.raises(OodbenchError, match="--words"):

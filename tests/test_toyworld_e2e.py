@@ -10,11 +10,15 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import torch
+import torch.nn.functional as F
 
+from oodbench import runner
 from oodbench.backbone import BackboneSpec
 from oodbench.benchmarks import BENCHMARKS
 from oodbench.data.spec import DataContext
 from oodbench.features import FeatureStore
+from oodbench.metrics import id_accuracy, ood_metrics
 from oodbench.runner import RunConfig, run
 
 # method: (near AUROC floor, far AUROC floor); measured on toyworld-mini in brackets
@@ -36,12 +40,32 @@ def mini_results(tmp_path_factory):
     store = FeatureStore(tmp / "cache")
     cfg = RunConfig(methods=["all"], benchmark=bench, backbone=BackboneSpec("toyclip", "toyworld"),
                     data=DataContext(cache_dir=store.root), store=store, out_dir=tmp / "out", workers=0)
-    return {r.method: r for r in run(cfg)}
+    fitted.clear()
+    score_method = runner.score_method
+
+    def keep(name, scorer, ctx, id_enc, ood_enc, *rest):  # type: ignore[no-untyped-def]
+        fitted[name] = (scorer, id_enc, ood_enc)
+        return score_method(name, scorer, ctx, id_enc, ood_enc, *rest)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "score_method", keep)
+        return {r.method: r for r in run(cfg)}
+
+
+fitted: dict = {}  # method -> (fitted scorer, ID features, OOD features) of the mini run
 
 
 @pytest.mark.slow
 def test_all_six_methods_run_on_toyworld(mini_results):
+    import json
+    from pathlib import Path
+
+    import oodbench
+
     assert set(mini_results) == set(FLOORS)
+    install = str(Path(oodbench.__file__).resolve().parent.parent)
+    for r in mini_results.values():  # provenance names bundled files by name, never by local path
+        assert install not in json.dumps(r.to_dict())
 
 
 @pytest.mark.slow
@@ -67,3 +91,31 @@ def test_differences_between_methods_are_real(mini_results):
     for method in ("clipn-ctw", "clipn-atd"):
         row = mini_results[method].rows[-1]
         assert 0.0 <= row["id_acceptance"] <= 1.0 and 0.0 <= row["ood_rejection"] <= 1.0
+
+
+def printed(rows):
+    """The leaderboard's cells of a method: FPR95, AUROC and ID accuracy in % with two decimals."""
+    return [(round(r["fpr95"] * 100, 2), round(r["auroc"] * 100, 2), round((r["id_accuracy"] or 0) * 100, 2))
+            for r in rows]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", sorted(FLOORS))
+def test_printed_numbers_survive_other_cpus_kernels(mini_results, method):
+    # Another CPU's float32 kernels move image features by ~1e-8..1e-7 (here, batches of 128 vs 5 images
+    # differ by up to 6e-8). The printed numbers must not move: scores that saturate into ties (CLIPN's
+    # float32 probabilities did) fail this, exact float64 / log-space scores pass.
+    scorer, id_enc, ood_enc = fitted[method]
+    want = printed([r for r in mini_results[method].rows if r["ood"] != "average"])
+    for seed in (0, 1):
+        gen = torch.Generator().manual_seed(seed)
+
+        def nudge(x, gen=gen):  # type: ignore[no-untyped-def]
+            return F.normalize(x + 1e-7 * torch.randn(x.shape, generator=gen), dim=-1)
+
+        feats_id = nudge(id_enc.features)
+        s_id = scorer.score(feats_id).double().numpy()
+        acc = id_accuracy(scorer.predict_classes(feats_id).numpy(), id_enc.labels)
+        rows = [{**ood_metrics(s_id, scorer.score(nudge(e.features)).double().numpy()), "id_accuracy": acc}
+                for e in ood_enc]
+        assert printed(rows) == want

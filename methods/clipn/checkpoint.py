@@ -436,6 +436,12 @@ def resume_point(root: Path) -> ResumePoint | None:
                           "Start a new run with another --out (or delete the checkpoints folder).")
 
 
+def checkpoint_label(value: str | Path | None, path: Path) -> str:
+    """How provenance and cache metadata name a checkpoint: its bundled name, else its file name (with its
+    sha256 beside it, never the local absolute path, which differs between machines)."""
+    return str(value) if value is not None and str(value) in bundled("clipn") else path.name
+
+
 def resolve_checkpoint(value: str | Path | None) -> Path:
     """The file named by ``--clipn-checkpoint``: a path, or a bundled name (``oodbench.bundled.bundled("clipn")``)."""
     shipped = bundled("clipn")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 N_PROMPTS = 16
-PROMPTS_FILE = Path(__file__).with_name("prompts.txt")
 VARIANTS = ("learnable", "handcrafted")
 
 
@@ -176,29 +174,6 @@ class CLIPN(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------- templates
-def load_prompt_pairs(path: Path = PROMPTS_FILE, verbatim: bool = True) -> tuple[list[str], list[str]]:
-    """The 128 positive templates and the index-aligned hand-crafted "no" pool (``prompts.txt``).
-
-    ``verbatim`` (default): each line exactly as CLIPN's inference reads it, literal quotes and the two
-    trailing commas included (``'a bad photo of a {}.'``, ``'a photo of a {}.',``), so the class heads equal
-    the reference's. ``verbatim=False``: the clean templates (:func:`clean_template`).
-    """
-    yes: list[str] = []
-    no: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        pos, neg = line.split("\t")
-        yes.append(pos if verbatim else clean_template(pos))
-        no.append(neg if verbatim else clean_template(neg))
-    return yes, no
-
-
-def clean_template(line: str) -> str:
-    """A reference line without its reading artefacts: ``'a photo of a {}.',`` -> ``a photo of a {}.``."""
-    return line.rstrip(",").strip("'")
-
-
 def ensemble(features: torch.Tensor, n_classes: int) -> torch.Tensor:
     """[C * T, D] per-prompt features (class-major) -> [C, D]: normalise each, sum over T, normalise again."""
     per = F.normalize(features.float(), dim=-1).view(n_classes, -1, features.shape[-1])

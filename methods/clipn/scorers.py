@@ -11,6 +11,10 @@ with the same inputs loads the heads from the cache and never reads the checkpoi
 literal single quotes around each, and a trailing comma on lines 35 and 99 (as in the runs behind the
 released numbers); false strips both artefacts. Templates given through ``ctx.templates`` are used as
 they are.
+
+``output`` (default ``"log-odds"``): the scores' log-odds, strictly increasing functions of CTW's and
+ATD's probabilities computed in float64 log space (same metrics as the exact probabilities, no ties from
+rounding to 1.0); ``"probability"`` gives the probabilities themselves (float64).
 """
 
 from __future__ import annotations
@@ -21,15 +25,26 @@ from typing import Any
 import numpy as np
 import torch
 
+from oodbench.errors import OodbenchError
 from oodbench.hashing import sha256_file, sha256_lines
-from oodbench.methods.clipn.checkpoint import load_clipn, resolve_checkpoint
-from oodbench.methods.clipn.model import class_heads, load_prompt_pairs
-from oodbench.methods.clipn.scores import atd_accepts, atd_score, ctw_accepts, ctw_score, predict_classes
+from oodbench.methods.clipn.checkpoint import checkpoint_label, load_clipn, resolve_checkpoint
+from oodbench.methods.clipn.model import class_heads
+from oodbench.methods.clipn.prompts import load_prompt_pairs
+from oodbench.methods.clipn.scores import (
+    atd_accepts,
+    atd_log_odds,
+    atd_score,
+    ctw_accepts,
+    ctw_log_odds,
+    ctw_score,
+    predict_classes,
+)
 from oodbench.params import param
 from oodbench.scorer import FitContext, MethodInfo, Scorer
 
 PAPER = "Wang et al., ICCV 2023 (CLIPN: teaching CLIP to say no)"
 URL = "https://github.com/xmed-lab/CLIPN"
+OUTPUTS = ("log-odds", "probability")
 
 
 @dataclass
@@ -39,15 +54,21 @@ class ClipnScorer(Scorer):
     checkpoint: str | None = None
     scale: float = param(100.0, gt=0)
     quote_templates: bool = True
+    output: str = "log-odds"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._heads: tuple[torch.Tensor, torch.Tensor] | None = None
         self._provenance: dict[str, Any] = {}
 
+    def check(self) -> None:
+        if self.output not in OUTPUTS:
+            raise OodbenchError(f"CLIPN's output must be one of {', '.join(OUTPUTS)}; got {self.output!r}.")
+
     def fit(self, ctx: FitContext) -> None:
         path = resolve_checkpoint(self.checkpoint)
         sha = sha256_file(path, ctx.cache_dir)
+        label = checkpoint_label(self.checkpoint, path)
         yes_t, no_t = load_prompt_pairs(verbatim=self.quote_templates)
         templates = ctx.templates_or(yes_t)
         names = list(ctx.class_names)
@@ -62,12 +83,17 @@ class ClipnScorer(Scorer):
             return {"yes": yes.numpy(), "no": no.numpy(), "n_prompts": np.array([clipn.no.n_prompts])}
 
         arrays = ctx.cached("clipn-heads", key, compute,
-                            meta={"checkpoint": str(path), "first_templates": templates[:2]})
+                            meta={"checkpoint": label, "first_templates": templates[:2]})
         self._heads = (torch.from_numpy(np.array(arrays["yes"], dtype=np.float32)),
                        torch.from_numpy(np.array(arrays["no"], dtype=np.float32)))
         n_prompts = int(np.asarray(arrays["n_prompts"])[0])
-        self._provenance = {"checkpoint": str(path), "checkpoint_sha256": sha, "n_templates": len(templates),
+        self._provenance = {"checkpoint": label, "checkpoint_sha256": sha, "n_templates": len(templates),
                             "variant": "learnable" if n_prompts else "handcrafted", "n_prompts": n_prompts}
+
+    @classmethod
+    def published_templates(cls) -> list[str]:
+        """The reference's 128 template lines verbatim (its MSP row uses them too)."""
+        return load_prompt_pairs(verbatim=True)[0]
 
     def heads(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._heads is None:
@@ -89,7 +115,8 @@ class ClipnCTW(ClipnScorer):
                       summary="CLIPN competing-to-win: p_yes of the top class (trained 'no' text tower)")
 
     def score(self, image_features: torch.Tensor) -> torch.Tensor:
-        return ctw_score(image_features, *self.heads(), self.scale)
+        fn = ctw_log_odds if self.output == "log-odds" else ctw_score
+        return fn(image_features, *self.heads(), self.scale)
 
     def decide(self, image_features: torch.Tensor) -> torch.Tensor:
         return ctw_accepts(image_features, *self.heads(), self.scale)
@@ -103,7 +130,8 @@ class ClipnATD(ClipnScorer):
                       summary="CLIPN agreeing-to-differ: 1 - p(unknown class) (trained 'no' text tower)")
 
     def score(self, image_features: torch.Tensor) -> torch.Tensor:
-        return atd_score(image_features, *self.heads(), self.scale)
+        fn = atd_log_odds if self.output == "log-odds" else atd_score
+        return fn(image_features, *self.heads(), self.scale)
 
     def decide(self, image_features: torch.Tensor) -> torch.Tensor:
         return atd_accepts(image_features, *self.heads(), self.scale)

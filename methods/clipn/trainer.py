@@ -58,7 +58,8 @@ from oodbench.methods.clipn.data import (
     open_pairs,
 )
 from oodbench.methods.clipn.losses import MAX_SCALE, clipn_loss
-from oodbench.methods.clipn.model import CLIPN, N_PROMPTS, VARIANTS, load_prompt_pairs
+from oodbench.methods.clipn.model import CLIPN, N_PROMPTS, VARIANTS
+from oodbench.methods.clipn.prompts import load_prompt_pairs
 from oodbench.methods.clipn.runtime import (
     capture_rng,
     deterministic_kernels,

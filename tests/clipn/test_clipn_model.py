@@ -11,9 +11,8 @@ from oodbench.methods.clipn.model import (
     CLIPN,
     class_heads,
     ensemble,
-    clean_template,
-    load_prompt_pairs,
 )
+from oodbench.methods.clipn.prompts import clean_template, load_prompt_pairs
 from oodbench.prompts import class_prompts
 
 

@@ -10,8 +10,9 @@ import oodbench.methods.clipn.scorers as scorers_mod
 from oodbench.errors import CheckpointError
 from oodbench.features import FeatureStore
 from oodbench.methods.clipn.checkpoint import checkpoint_meta, save_weights
-from oodbench.methods.clipn.model import CLIPN, class_heads, load_prompt_pairs
-from oodbench.methods.clipn.scores import atd_score, ctw_score
+from oodbench.methods.clipn.model import CLIPN, class_heads
+from oodbench.methods.clipn.prompts import load_prompt_pairs
+from oodbench.methods.clipn.scores import atd_log_odds, ctw_log_odds, ctw_score
 from oodbench.scorer import METHODS, FitContext
 
 NAMES = ["red circle", "blue square", "green circle"]
@@ -38,7 +39,8 @@ def test_registered_with_parameters():
     assert {"clipn-ctw", "clipn-atd"} <= set(METHODS.names())
     ctw = METHODS.get("clipn-ctw").from_params({"checkpoint": "x.safetensors", "scale": "50",
                                                  "quote_templates": "false"})
-    assert ctw.params() == {"checkpoint": "x.safetensors", "scale": 50.0, "quote_templates": False}
+    assert ctw.params() == {"checkpoint": "x.safetensors", "scale": 50.0, "quote_templates": False,
+                            "output": "log-odds"}
 
 
 def test_fit_and_score_match_the_pure_functions(tmp_path, tiny_backbone, checkpoint):
@@ -49,11 +51,16 @@ def test_fit_and_score_match_the_pure_functions(tmp_path, tiny_backbone, checkpo
     atd.fit(ctx_for(tiny_backbone, tmp_path))
     yes, no = class_heads(tiny_backbone, clipn.no, NAMES, load_prompt_pairs()[0])
     feats = F.normalize(torch.randn(9, yes.shape[1], generator=torch.Generator().manual_seed(1)), dim=-1)
-    assert torch.allclose(ctw.score(feats), ctw_score(feats, yes, no), atol=1e-5)
-    assert torch.allclose(atd.score(feats), atd_score(feats, yes, no), atol=1e-5)
+    # float32 heads built in another order: 1e-6 on the features, x100 in the logits
+    assert torch.allclose(ctw.score(feats), ctw_log_odds(feats, yes, no), atol=1e-3)
+    assert torch.allclose(atd.score(feats), atd_log_odds(feats, yes, no), atol=1e-3)
+    ctw_p = METHODS.get("clipn-ctw")(checkpoint=str(path), output="probability")
+    ctw_p.fit(ctx_for(tiny_backbone, tmp_path))
+    assert torch.allclose(ctw_p.score(feats), ctw_score(feats, yes, no), atol=1e-5)
     assert ctw.decide(feats).dtype == torch.bool and atd.decide(feats).shape == (9,)
     assert torch.equal(ctw.predict_classes(feats), (feats @ yes.T).argmax(-1))
     assert ctw.provenance()["variant"] == "learnable" and ctw.provenance()["n_templates"] == 128
+    assert ctw.provenance()["checkpoint"] == "clipn.safetensors"  # the file name, not the local path
 
 
 def test_yes_heads_are_built_as_the_reference_builds_them(tmp_path, tiny_backbone, checkpoint):

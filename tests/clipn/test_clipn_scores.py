@@ -7,7 +7,15 @@ import math
 import pytest
 import torch
 
-from oodbench.methods.clipn.scores import atd_accepts, atd_score, ctw_accepts, ctw_score, predict_classes
+from oodbench.methods.clipn.scores import (
+    atd_accepts,
+    atd_log_odds,
+    atd_score,
+    ctw_accepts,
+    ctw_log_odds,
+    ctw_score,
+    predict_classes,
+)
 
 S = 2.0
 W = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
@@ -30,7 +38,7 @@ def test_scores_by_hand():
     assert ctw.tolist() == pytest.approx([1 - pno0[0], 1 - pno1[0]], abs=1e-6)
     assert atd.tolist() == pytest.approx([sum(p * (1 - q) for p, q in zip(p0, pno0)),
                                           sum(p * (1 - q) for p, q in zip(p1, pno1))], abs=1e-6)
-    assert ctw.dtype == torch.float32 and ctw.shape == (2,)
+    assert ctw.dtype == torch.float64 and ctw.shape == (2,)
 
 
 def test_decisions_by_hand():
@@ -47,10 +55,10 @@ def test_atd_is_one_minus_unknown_and_single_class_reduces_to_p_yes():
     f = torch.nn.functional.normalize(torch.randn(7, 5, generator=gen), dim=-1)
     w = torch.nn.functional.normalize(torch.randn(3, 5, generator=gen), dim=-1)
     w_no = torch.nn.functional.normalize(torch.randn(3, 5, generator=gen), dim=-1)
-    logits, logits_no = 100 * f @ w.T, 100 * f @ w_no.T
+    logits, logits_no = 100 * f.double() @ w.double().T, 100 * f.double() @ w_no.double().T
     p = logits.softmax(-1)
     p_no = torch.stack([logits, logits_no], -1).softmax(-1)[..., 1]
-    assert torch.allclose(atd_score(f, w, w_no), 1 - (p * p_no).sum(-1), atol=1e-6)
+    assert torch.allclose(atd_score(f, w, w_no), 1 - (p * p_no).sum(-1), atol=1e-12)
     assert torch.allclose(atd_score(f, w[:1], w_no[:1]), ctw_score(f, w[:1], w_no[:1]), atol=1e-6)
 
 
@@ -60,3 +68,26 @@ def test_scores_are_oriented_higher_is_more_id():
     ood_like = torch.nn.functional.normalize(torch.tensor([[1.0, 1.0]]), dim=-1)  # as near 'no' as 'yes'
     assert ctw_score(id_like, w, w_no) > ctw_score(ood_like, w, w_no)
     assert atd_score(id_like, w, w_no) > atd_score(ood_like, w, w_no)
+
+
+def test_log_odds_are_the_scores_log_odds():
+    gen = torch.Generator().manual_seed(2)
+    f = torch.nn.functional.normalize(torch.randn(9, 6, generator=gen), dim=-1)
+    w = torch.nn.functional.normalize(torch.randn(4, 6, generator=gen), dim=-1)
+    w_no = torch.nn.functional.normalize(torch.randn(4, 6, generator=gen), dim=-1)
+    for score, log_odds in ((ctw_score, ctw_log_odds), (atd_score, atd_log_odds)):
+        p = score(f, w, w_no, 5.0)
+        torch.testing.assert_close(log_odds(f, w, w_no, 5.0), torch.log(p / (1 - p)), rtol=1e-9, atol=1e-9)
+
+
+def test_log_odds_keep_confident_images_apart_where_probabilities_round_to_one():
+    # Top-class "yes" logit 60 to 80 above its "no" logit at scale 100: p_yes = 1 - e^-60.. rounds to 1.0
+    # in float64, so the probabilities tie; the log-odds keep the three images in order.
+    w, w_no = torch.eye(3)[:2], torch.eye(3)[1:]
+    f = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0, 0.2], [1.0, 0.0, 0.3], [1.0, 0.0, 0.4]]), dim=-1)
+    assert torch.all(ctw_score(f, w, w_no) == 1.0)
+    lo = ctw_log_odds(f, w, w_no)
+    assert lo[0] > lo[1] > lo[2] > 36
+    assert torch.all(atd_score(f, w, w_no) == 1.0)
+    lo = atd_log_odds(f, w, w_no)
+    assert torch.all(torch.isfinite(lo)) and lo[0] > lo[1] > lo[2]
