@@ -11,13 +11,14 @@ Default root: ``$OODBENCH_CACHE`` or ``~/.cache/oodbench``; ``--cache-dir`` over
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,36 @@ class EntryInfo:
     meta: dict[str, Any]
 
 
+class EntryWriter:
+    """The arrays of a cache entry being written (see :meth:`FeatureStore.writing`)."""
+
+    def __init__(self, folder: Path, final: Path) -> None:
+        self.folder = folder
+        self.final = final
+        self.names: list[str] = []
+        self._maps: list[np.memmap] = []
+
+    def _claim(self, name: str) -> Path:
+        if name in self.names:
+            raise ValueError(f"array {name!r} written twice")
+        self.names.append(name)
+        return self.folder / f"{name}.npy"
+
+    def put(self, name: str, array: np.ndarray) -> None:
+        """Store ``array`` as ``<name>.npy``."""
+        np.save(self._claim(name), np.asarray(array), allow_pickle=False)
+
+    def open(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.memmap:
+        """A new ``<name>.npy`` of ``shape`` and ``dtype`` as a writable memory map, for the caller to fill."""
+        array = np.lib.format.open_memmap(self._claim(name), mode="w+", dtype=np.dtype(dtype), shape=shape)
+        self._maps.append(array)
+        return array
+
+    def flush(self) -> None:
+        for array in self._maps:
+            array.flush()
+
+
 class FeatureStore:
     """Content-keyed, atomically written array cache. ``hits``/``misses`` count lookups."""
 
@@ -86,16 +117,31 @@ class FeatureStore:
     def save(self, kind: str, parts: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
              meta: Mapping[str, Any] | None = None) -> Path:
         """Write an entry atomically (temporary folder, then rename) and return its folder."""
+        with self.writing(kind, parts, meta) as entry:
+            for name, arr in arrays.items():
+                entry.put(name, arr)
+        return entry.final
+
+    @contextlib.contextmanager
+    def writing(self, kind: str, parts: Mapping[str, Any],
+                meta: Mapping[str, Any] | None = None) -> Iterator[EntryWriter]:
+        """Build an entry in a temporary folder; it is renamed into place when the block ends without error.
+
+        Inside the block, ``entry.put(name, array)`` stores an array and ``entry.open(name, shape, dtype)``
+        returns a writable memory map of a new ``.npy`` file for the caller to fill (arrays too large to
+        hold in memory, such as patch features). An error or interrupt inside the block leaves nothing.
+        """
         final = self._dir(kind, key_of(parts))
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = make_temp_dir(final.parent, prefix=f".tmp-{final.name}-")
+        entry = EntryWriter(tmp, final)
         try:
-            for name, arr in arrays.items():
-                np.save(tmp / f"{name}.npy", np.asarray(arr), allow_pickle=False)
+            yield entry
+            entry.flush()
             record = {
                 "kind": kind,
                 "key_parts": dict(parts),
-                "arrays": sorted(arrays),
+                "arrays": sorted(entry.names),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "meta": dict(meta or {}),
             }
@@ -108,7 +154,6 @@ class FeatureStore:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-        return final
 
     def get_or_compute(self, kind: str, parts: Mapping[str, Any],
                        compute: Callable[[], Mapping[str, np.ndarray]],

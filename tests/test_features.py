@@ -75,3 +75,22 @@ def test_entries_and_clear(tmp_path):
 def test_default_root_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("OODBENCH_CACHE", str(tmp_path / "elsewhere"))
     assert FeatureStore().root == tmp_path / "elsewhere"
+
+
+def test_entries_written_in_place(tmp_path):
+    store = FeatureStore(tmp_path)
+    with store.writing("patches", {"k": 1}, meta={"dataset": "d"}) as entry:
+        big = entry.open("patches", (4, 3, 2), np.float16)
+        assert store.load("patches", {"k": 1}) is None  # not visible before the block ends
+        big[:] = np.arange(24).reshape(4, 3, 2)
+        entry.put("labels", np.arange(4))
+    got = store.load("patches", {"k": 1})
+    assert got["patches"].dtype == np.float16 and isinstance(got["patches"], np.memmap)
+    np.testing.assert_array_equal(got["patches"], np.arange(24).reshape(4, 3, 2))
+    np.testing.assert_array_equal(got["labels"], np.arange(4))
+    with pytest.raises(KeyboardInterrupt):
+        with store.writing("patches", {"k": 2}) as entry:
+            entry.open("patches", (4, 3, 2), np.float16)[:2] = 1
+            raise KeyboardInterrupt  # interrupted half-way: nothing is left
+    assert store.load("patches", {"k": 2}) is None
+    assert sorted(p.name for p in (tmp_path / "patches").iterdir()) == [store.entries("patches")[0].key]
