@@ -31,10 +31,15 @@ from dataclasses import dataclass
 import torch
 
 from oodbench.errors import OodbenchError
-from oodbench.methods.common import block_rows, max_softmax
+from oodbench.methods.common import max_softmax
 from oodbench.scorer import ClassHeadScorer, FitContext, MethodInfo
 
 DEFAULT_TEMPLATES = ["a photo of a {}"]
+#: Logits held per block of the local term: 8M float32 (32 MB, about a server CPU's last-level cache), so
+#: that the max / exp / sum passes after each GEMM read the block from cache. Measured on one EPYC core
+#: (ViT-B/16 sizes): 40 GMAC per CPU-second with blocks of 16-42 images against 31 with 85 images; the
+#: plain GEMM reaches 45.
+LOCAL_BLOCK_ELEMENTS = 1 << 23
 
 
 def local_mcm(patch_features: torch.Tensor, text_features: torch.Tensor, temperature: float = 1.0,
@@ -63,7 +68,7 @@ def local_mcm(patch_features: torch.Tensor, text_features: torch.Tensor, tempera
                          f"{tuple(patch_features.shape)}")
     device = torch.device(device) if device is not None else patch_features.device
     text = (text_features.to(device, dtype) / temperature).T.contiguous()
-    images = max(1, block_rows(text.shape[1]) // max(p, 1))
+    images = max(1, LOCAL_BLOCK_ELEMENTS // max(p * text.shape[1], 1))
     out = torch.empty(n, dtype=torch.float64)
     for start in range(0, n, images):
         x = patch_features[start:start + images].to(device, dtype)

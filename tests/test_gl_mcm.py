@@ -62,7 +62,7 @@ def test_temperature_fp16_patches_and_blocks(monkeypatch):
     whole = local_mcm(many, text)
     import oodbench.methods.gl_mcm as gl_mcm
 
-    monkeypatch.setattr(gl_mcm, "block_rows", lambda columns: 1)
+    monkeypatch.setattr(gl_mcm, "LOCAL_BLOCK_ELEMENTS", 1)  # blocks of one image
     torch.testing.assert_close(local_mcm(many, text), whole, rtol=0, atol=1e-7)
     exact = torch.softmax(many.double() @ text.double().T, dim=-1).amax(dim=(1, 2))
     torch.testing.assert_close(whole, exact, rtol=1e-6, atol=0)

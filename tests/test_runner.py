@@ -148,3 +148,31 @@ def test_interrupted_patch_encoding_leaves_no_patch_entry(folder_benchmark, tmp_
         run(config(folder_benchmark, tmp_path, methods=("gl-mcm",)))
     assert cfg.store.entries("patches") == [] and len(cfg.store.entries("images")) == 3
     assert not list((tmp_path / "cache" / "patches").glob(".tmp-*"))
+
+
+def test_methods_may_exclude_more_word_files(tmp_path):
+    import dataclasses
+
+    from oodbench.lexicon import LEXICONS, Lexicon
+    from oodbench.runner import _lexicon_loader
+
+    seen = []
+
+    def recording(options):
+        seen.append(options)
+        return Lexicon(["kettle"], ["noun"], source="recording")
+
+    LEXICONS.register("recording-test", recording)
+    bench = dataclasses.replace(custom_benchmark("folder:/x", ["folder:/y"]), lexicon="recording-test",
+                                lexicon_options={"exclude": ["noun.animal"]})
+    cfg = RunConfig(methods=["mcm"], benchmark=bench, backbone=BackboneSpec(TINY, "none"), data=DataContext(),
+                    store=FeatureStore(tmp_path / "cache"))
+    load = _lexicon_loader(cfg)
+    load()
+    load(exclude=["noun.person", "adj.pert"])
+    load(exclude=["noun.person", "adj.pert"])  # memoised per options
+    assert seen == [{"exclude": ["noun.animal"]}, {"exclude": ["adj.pert", "noun.animal", "noun.person"]}]
+    words = tmp_path / "words.txt"
+    words.write_text("teapot\n")
+    lex = _lexicon_loader(dataclasses.replace(cfg, words_file=words))(exclude=["noun.person"])
+    assert lex.words == ["teapot"]  # a word file has no files to exclude
