@@ -37,7 +37,7 @@ from oodbench.scorer import ClassHeadScorer, FitContext, MethodInfo
 DEFAULT_TEMPLATES = ["a photo of a {}"]
 #: Logits held per block of the local term: 8M float32 (32 MB, about a server CPU's last-level cache), so
 #: that the max / exp / sum passes after each GEMM read the block from cache. Measured on one EPYC core
-#: (ViT-B/16 sizes): 40 GMAC per CPU-second with blocks of 16-42 images against 31 with 85 images; the
+#: (ViT-B/16 sizes): 40 GMAC per CPU-second with blocks of 16-32 images against 31 with 85 images; the
 #: plain GEMM reaches 45.
 LOCAL_BLOCK_ELEMENTS = 1 << 23
 
