@@ -29,6 +29,7 @@ import torch
 
 from oodbench.errors import OodbenchError
 from oodbench.methods.common import block_rows
+from oodbench.params import param
 from oodbench.scorer import ClassHeadScorer, MethodInfo
 
 DEFAULT_TEMPLATES = ["a photo of a {}"]
@@ -132,10 +133,7 @@ class Energy(ClassHeadScorer):
         url="https://github.com/XixiLiu95/TAG",
     )
     default_templates = DEFAULT_TEMPLATES
-    temperature: float = 0.01
-
-    def __post_init__(self) -> None:
-        _check_temperature(self.temperature, "energy")
+    temperature: float = param(0.01, gt=0)
 
     def score(self, image_features: torch.Tensor) -> torch.Tensor:
         return energy_score(image_features, self.text_features, self.temperature)
@@ -168,16 +166,9 @@ class Gen(ClassHeadScorer):
         url="https://github.com/XixiLiu95/TAG",
     )
     default_templates = DEFAULT_TEMPLATES
-    temperature: float = 0.01
-    gamma: float = 0.1
-    top_k: int = 100
-
-    def __post_init__(self) -> None:
-        _check_temperature(self.temperature, "GEN")
-        if not 0 < self.gamma < 1:
-            raise OodbenchError(f"GEN's gamma must lie in (0, 1); got {self.gamma}.")
-        if self.top_k < 1:
-            raise OodbenchError(f"GEN's top_k must be at least 1; got {self.top_k}.")
+    temperature: float = param(0.01, gt=0)
+    gamma: float = param(0.1, gt=0, lt=1)
+    top_k: int = param(100, ge=1)
 
     def score(self, image_features: torch.Tensor) -> torch.Tensor:
         return gen_score(image_features, self.text_features, self.temperature, self.gamma, self.top_k)

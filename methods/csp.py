@@ -55,6 +55,8 @@ from oodbench.errors import OodbenchError
 from oodbench.hashing import sha256_lines
 from oodbench.methods.common import block_rows
 from oodbench.methods.neglabel import OUTPUTS, neglabel_log_odds, neglabel_score
+from oodbench.params import param
+from oodbench.prompts import check_template
 from oodbench.scorer import FitContext, MethodInfo, Scorer
 
 log = logging.getLogger(__name__)
@@ -218,12 +220,12 @@ class CSP(Scorer):
                 "phrases (unnormalised prompt ensembles, max-cosine filter)",
         url="https://github.com/MengyuanChen21/NeurIPS2024-CSP",
     )
-    percentile: float = 0.95
-    eta: float = 0.15
-    max_cosine: float | None = 0.95
-    groups: int = 100
-    temperature: float = 0.01
-    seed: int = 0
+    percentile: float = param(0.95, ge=0, le=1)
+    eta: float = param(0.15, gt=0, le=1)
+    max_cosine: float | None = param(0.95, ge=-1, le=1)
+    groups: int = param(100, ge=1)
+    temperature: float = param(0.01, gt=0)
+    seed: int = param(0)
     noun_templates: list[str] = _default("noun_templates")
     phrase_templates: list[str] = _default("phrase_templates")
     superclass_templates: list[str] = _default("superclass_templates")
@@ -232,20 +234,18 @@ class CSP(Scorer):
     output: str = "log-odds"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        self._fitted: dict[str, Any] = {}
+
+    def check(self) -> None:
         if self.output not in OUTPUTS:
             raise OodbenchError(f"CSP's output must be one of {', '.join(OUTPUTS)}; got {self.output!r}.")
-        if not 0.0 <= self.percentile <= 1.0:
-            raise OodbenchError(f"CSP's percentile must lie in [0, 1]; got {self.percentile}.")
-        if not 0.0 < self.eta <= 1.0:
-            raise OodbenchError(f"CSP's eta must lie in (0, 1]; got {self.eta}.")
-        if self.groups < 1:
-            raise OodbenchError(f"CSP's groups must be at least 1; got {self.groups}.")
-        if self.temperature <= 0:
-            raise OodbenchError(f"CSP's temperature must be positive; got {self.temperature}.")
         for name in ("noun_templates", "phrase_templates", "superclass_templates"):
-            if not getattr(self, name):
+            templates = getattr(self, name)
+            if not templates:
                 raise OodbenchError(f"CSP's {name} must hold at least one template.")
-        self._fitted: dict[str, Any] = {}
+            for template in templates:
+                check_template(template, f"parameter csp.{name}")
 
     def fit(self, ctx: FitContext) -> None:
         id_templates = ctx.templates_or(self.noun_templates)

@@ -43,6 +43,7 @@ from oodbench.bundled import bundled
 from oodbench.errors import OodbenchError
 from oodbench.hashing import sha256_lines
 from oodbench.methods.common import block_rows
+from oodbench.params import param
 from oodbench.prompts import fill_template
 from oodbench.scorer import FitContext, MethodInfo, Scorer
 
@@ -238,16 +239,15 @@ class EOE(Scorer):
         url="https://github.com/Aboriginer/EOE",
     )
     labels: str | None = None
-    temperature: float = 1.0
-    beta: float = 0.25
+    temperature: float = param(1.0, gt=0)
+    beta: float = param(0.25, ge=0)
     near: bool = False
     overlap_case_sensitive: bool = True
-    pre_filter: float | None = None
-    template: str = "a photo of a {}"
+    pre_filter: float | None = param(None, ge=-1, le=1)
+    template: str = param("a photo of a {}", template=True)
 
     def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise OodbenchError(f"EOE's temperature must be positive; got {self.temperature}.")
+        super().__post_init__()
         self._fitted: dict[str, Any] = {}
 
     def fit(self, ctx: FitContext) -> None:

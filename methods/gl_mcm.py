@@ -32,6 +32,7 @@ import torch
 
 from oodbench.errors import OodbenchError
 from oodbench.methods.common import max_softmax
+from oodbench.params import param
 from oodbench.scorer import ClassHeadScorer, FitContext, MethodInfo
 
 DEFAULT_TEMPLATES = ["a photo of a {}"]
@@ -123,14 +124,11 @@ class GLMCM(ClassHeadScorer):
     )
     features = ("global", "patch")
     default_templates = DEFAULT_TEMPLATES
-    temperature: float = 1.0
-    lambda_local: float = 1.0
+    temperature: float = param(1.0, gt=0)
+    lambda_local: float = param(1.0, ge=0)
 
     def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise OodbenchError(f"GL-MCM's temperature must be positive; got {self.temperature}.")
-        if self.lambda_local < 0:
-            raise OodbenchError(f"GL-MCM's lambda_local must be non-negative; got {self.lambda_local}.")
+        super().__post_init__()
         self._device: torch.device | None = None
 
     def fit(self, ctx: FitContext) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from oodbench.methods.common import max_softmax
+from oodbench.params import param
 from oodbench.scorer import ClassHeadScorer, MethodInfo
 
 DEFAULT_TEMPLATES = ["a photo of a {}"]
@@ -40,7 +41,7 @@ class MCM(ClassHeadScorer):
         url="https://github.com/deeplearning-wisc/MCM",
     )
     default_templates = DEFAULT_TEMPLATES
-    temperature: float = 1.0
+    temperature: float = param(1.0, gt=0)
 
     def score(self, image_features: torch.Tensor) -> torch.Tensor:
         return mcm_score(image_features, self.text_features, self.temperature)

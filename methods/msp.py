@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from oodbench.methods.common import max_softmax
+from oodbench.params import param
 from oodbench.scorer import ClassHeadScorer, MethodInfo
 
 # The same single prompt as MCM, so that MSP vs MCM isolates the temperature (100 vs 1).
@@ -41,7 +42,7 @@ class MSP(ClassHeadScorer):
         summary="max_i softmax_i(100 * cos(image, class_i))",
     )
     default_templates = DEFAULT_TEMPLATES
-    logit_scale: float = 100.0
+    logit_scale: float = param(100.0, gt=0)
 
     def score(self, image_features: torch.Tensor) -> torch.Tensor:
         return msp_score(image_features, self.text_features, self.logit_scale)

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from oodbench.errors import OodbenchError
 from oodbench.hashing import sha256_lines
 from oodbench.methods.common import block_rows
+from oodbench.params import param
 from oodbench.prompts import fill_template, normalise_name
 from oodbench.scorer import FitContext, MethodInfo, Scorer
 
@@ -261,31 +262,24 @@ class NegLabel(Scorer):
                 "mean over 100 groups",
         url="https://github.com/tmlr-group/NegLabel",
     )
-    percentile: float = 0.95
-    eta: float = 0.15
-    num_negatives: int | None = None
-    groups: int = 100
-    temperature: float = 0.01
-    seed: int = 0
-    noun_template: str = "the nice {}"
-    adj_template: str = "This is a {} photo"
+    percentile: float = param(0.95, ge=0, le=1)
+    eta: float = param(0.15, gt=0, le=1)
+    num_negatives: int | None = param(None, ge=1)
+    groups: int = param(100, ge=1)
+    temperature: float = param(0.01, gt=0)
+    seed: int = param(0)
+    noun_template: str = param("the nice {}", template=True)
+    adj_template: str = param("This is a {} photo", template=True)
     output: str = "log-odds"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        self._fitted: dict[str, Any] = {}
+
+    def check(self) -> None:
         if self.output not in OUTPUTS:
             raise OodbenchError(f"NegLabel's output must be one of {', '.join(OUTPUTS)}; "
                                 f"got {self.output!r}.")
-        if not 0.0 <= self.percentile <= 1.0:
-            raise OodbenchError(f"NegLabel's percentile must lie in [0, 1]; got {self.percentile}.")
-        if not 0.0 < self.eta <= 1.0:
-            raise OodbenchError(f"NegLabel's eta must lie in (0, 1]; got {self.eta}.")
-        if self.num_negatives is not None and self.num_negatives < 1:
-            raise OodbenchError(f"NegLabel's num_negatives must be at least 1; got {self.num_negatives}.")
-        if self.groups < 1:
-            raise OodbenchError(f"NegLabel's groups must be at least 1; got {self.groups}.")
-        if self.temperature <= 0:
-            raise OodbenchError(f"NegLabel's temperature must be positive; got {self.temperature}.")
-        self._fitted: dict[str, Any] = {}
 
     def fit(self, ctx: FitContext) -> None:
         templates = ctx.templates_or([self.noun_template])

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from oodbench.errors import OodbenchError
 from oodbench.methods.common import block_rows
+from oodbench.params import param
 from oodbench.prompts import fill_template, normalise_name
 from oodbench.scorer import FitContext, MethodInfo, Scorer
 
@@ -113,19 +114,14 @@ class ZocLite(Scorer):
         summary="log ID share of softmax(100 cos) over [ID labels + the image's top-k lexicon nouns]",
         url="https://github.com/sesmae/ZOC",
     )
-    k: int = 10
-    scale: float = 100.0
-    template: str = "a photo of a {}"
-    max_id_cosine: float = 0.9
+    k: int = param(10, ge=1)
+    scale: float = param(100.0, gt=0)
+    template: str = param("a photo of a {}", template=True)
+    max_id_cosine: float = param(0.9, ge=-1, le=1)
     adjectives: bool = False
 
     def __post_init__(self) -> None:
-        if self.k < 1:
-            raise OodbenchError(f"ZOC-lite's k (candidates per image) must be at least 1; got {self.k}.")
-        if self.scale <= 0:
-            raise OodbenchError(f"ZOC-lite's scale must be positive; got {self.scale}.")
-        if not -1.0 <= self.max_id_cosine <= 1.0:
-            raise OodbenchError(f"ZOC-lite's max_id_cosine must lie in [-1, 1]; got {self.max_id_cosine}.")
+        super().__post_init__()
         self._fitted: dict[str, Any] = {}
 
     def fit(self, ctx: FitContext) -> None:

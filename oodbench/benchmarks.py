@@ -16,6 +16,12 @@ asked for a name. A suite file holds::
     exclude = ["noun.animal"]
     [params.neglabel]                        # optional per-method parameter defaults
     groups = 100
+    [groups]                                 # optional: OOD sets by group, each set in exactly one
+    near = ["sun"]
+    far = ["inaturalist"]
+
+A suite with ``[groups]`` gets one average row per group (``"ood": "average-<group>"``) before the
+overall average, and each per-set row names its ``group`` (OpenOOD v1.5 reports near / far this way).
 
 Data set names are not checked when a file is read (some are registered by optional modules such as
 toyworld); :func:`check_datasets` does that once the registries are populated, and opening a data set
@@ -35,6 +41,7 @@ from typing import Any
 
 from oodbench.data.spec import FOLDER_PREFIX
 from oodbench.errors import OodbenchError
+from oodbench.prompts import check_template
 from oodbench.registry import NAME_RE, Registry
 
 if sys.version_info >= (3, 11):
@@ -52,7 +59,8 @@ class BenchmarkSpec:
     ``templates`` overrides every method's prompt templates (None: each method's own default);
     ``lexicon`` / ``lexicon_options`` name the word source of negative-label methods; ``model`` /
     ``pretrained`` are the suite's default backbone; ``params`` maps a method name to its parameter
-    defaults (the user's ``--param`` wins over them).
+    defaults (the user's ``--param`` wins over them); ``groups`` maps a group name to its OOD sets
+    (empty: no groups; otherwise every OOD set is in exactly one group).
     """
 
     name: str
@@ -66,11 +74,16 @@ class BenchmarkSpec:
     model: str | None = None
     pretrained: str | None = None
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def datasets(self) -> tuple[str, ...]:
         """The ID set followed by the OOD sets."""
         return (self.id, *self.ood)
+
+    def group_of(self, ood: str) -> str | None:
+        """The group of the OOD set ``ood``, or None in a suite without groups."""
+        return next((g for g, members in self.groups.items() if ood in members), None)
 
 
 REQUIRED_KEYS = ("description", "source", "id", "ood")
@@ -127,9 +140,8 @@ def spec_from_mapping(data: Mapping[str, Any], *, name: str, origin: str) -> Ben
     templates = None
     if data.get("templates") is not None:
         templates = _str_list(data["templates"], "templates", origin)
-        bad = [t for t in templates if "{" not in t or "}" not in t]
-        if bad:
-            raise _fail(origin, f"templates need a {{}} placeholder for the class name: {bad!r}")
+        for t in templates:
+            check_template(t, f"the 'templates' of {origin}")
     for key in ("lexicon_options", "params"):
         if not isinstance(data.get(key, {}), dict):
             raise _fail(origin, f"{key!r} must be a table, got {data[key]!r}")
@@ -137,19 +149,46 @@ def spec_from_mapping(data: Mapping[str, Any], *, name: str, origin: str) -> Ben
     for method, values in params.items():
         if not isinstance(values, dict):
             raise _fail(origin, f"params.{method} must be a table of parameter values, got {values!r}")
+    ood = _str_list(data["ood"], "ood", origin)
+    groups = _groups(data.get("groups", {}), ood, origin)
     return BenchmarkSpec(
         name=name,
         description=_str(data, "description", origin, required=True) or "",
         source=_str(data, "source", origin, required=True) or "",
         id=_str(data, "id", origin, required=True) or "",
-        ood=_str_list(data["ood"], "ood", origin),
+        ood=ood,
         templates=templates,
         lexicon=_str(data, "lexicon", origin),
         lexicon_options=dict(data.get("lexicon_options", {})),
         model=_str(data, "model", origin),
         pretrained=_str(data, "pretrained", origin),
         params={m: dict(v) for m, v in params.items()},
+        groups=groups,
     )
+
+
+def _groups(value: Any, ood: tuple[str, ...], origin: str) -> dict[str, tuple[str, ...]]:
+    """Validate a ``[groups]`` table: named like registry names, each OOD set in exactly one group."""
+    if not isinstance(value, dict):
+        raise _fail(origin, f"'groups' must be a table of group name -> list of OOD sets, got {value!r}")
+    groups = {}
+    for name, members in value.items():
+        if not NAME_RE.match(name):
+            raise _fail(origin, f"the group name {name!r} must be lower-case words joined by dashes")
+        groups[name] = _str_list(members, f"groups.{name}", origin)
+    if not groups:
+        return {}
+    listed = [m for members in groups.values() for m in members]
+    twice = sorted({m for m in listed if listed.count(m) > 1})
+    strangers = [m for m in listed if m not in ood]
+    left_out = [o for o in ood if o not in listed]
+    if twice or strangers or left_out:
+        problems = [f"{', '.join(twice)} in more than one group" if twice else "",
+                    f"{', '.join(strangers)} not in 'ood'" if strangers else "",
+                    f"{', '.join(left_out)} in no group" if left_out else ""]
+        raise _fail(origin, "every OOD set must be in exactly one group: "
+                            + "; ".join(p for p in problems if p))
+    return groups
 
 
 def parse_suite(text: str, *, name: str, origin: str) -> BenchmarkSpec:
@@ -247,8 +286,17 @@ def with_ood(spec: BenchmarkSpec, ood: Sequence[str]) -> BenchmarkSpec:
     if ood_sets == spec.ood:
         return spec
     return dataclasses.replace(
-        spec, ood=ood_sets,
+        spec, ood=ood_sets, groups=_regroup(spec.groups, ood_sets),
         description=f"{spec.description} [OOD sets replaced on the command line: {', '.join(ood_sets)}]")
+
+
+def _regroup(groups: Mapping[str, tuple[str, ...]], ood: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The suite's groups restricted to ``ood`` when every one of them has a group; else no groups."""
+    grouped = {m for members in groups.values() for m in members}
+    if not groups or any(o not in grouped for o in ood):
+        return {}
+    kept = {g: tuple(o for o in ood if o in members) for g, members in groups.items()}
+    return {g: members for g, members in kept.items() if members}
 
 
 def check_datasets(spec: BenchmarkSpec) -> None:

@@ -83,6 +83,7 @@ class Precision(str, Enum):
 class FprConvention(str, Enum):
     nearest = "nearest"
     interpolate = "interpolate"
+    openood = "openood"
 
 
 class ReportFormat(str, Enum):
@@ -150,13 +151,18 @@ def run(
         help="CLIPN weights (a file from `oodbench train clipn`, an official release, or a bundled name) "
              "for clipn-ctw / clipn-atd.")] = None,
     fpr_convention: Annotated[FprConvention, typer.Option(
-        help="FPR95 rule: 'nearest' (MOS/MCM/NegLabel) or 'interpolate' (CLIPN).")] = FprConvention.nearest,
+        help="FPR95 rule: 'nearest' (MCM/NegLabel/CSP/EOE/GL-MCM), 'interpolate' (CLIPN) or "
+             "'openood' (OpenOOD v1.5, OOD positive: AdaNeg/TANL).")] = FprConvention.nearest,
     interpolation: Annotated[Optional[str], typer.Option(
         help="Image resize interpolation: bicubic (open_clip's default) or bilinear (as MCM's and "
              "NegLabel's code resized). Part of the feature cache key.")] = None,
     quick_gelu: Annotated[Optional[bool], typer.Option(
-        "--quick-gelu/--no-quick-gelu", help="Force QuickGELU on/off (default: detected for OpenAI-style "
-                                             "weight files).")] = None,
+        "--quick-gelu/--no-quick-gelu", help="Force QuickGELU on/off (default: what the weights were trained "
+                                             "with: QuickGELU for openai and other tags that ask for it, "
+                                             "and for OpenAI-style weight files).")] = None,
+    verify_content: Annotated[bool, typer.Option(
+        help="Make each image folder's cache identity cover the images' bytes (sha256 of every file), not "
+             "only their paths, sizes and modification times. Reads every image once more per run.")] = False,
 ) -> None:
     """Score methods on a benchmark: one encoding pass per data set, cached, shared by all methods."""
     from oodbench.backbone import BackboneSpec
@@ -179,7 +185,11 @@ def run(
             bench = with_ood(bench, ood_list)
     method_params = _parse_params(param or [])
     if clipn_checkpoint:
-        for name in ("clipn-ctw", "clipn-atd"):
+        users = [name for name in ("clipn-ctw", "clipn-atd") if name in method]
+        if not users:
+            raise OodbenchError("--clipn-checkpoint is only read by clipn-ctw and clipn-atd, and neither is run "
+                                f"({', '.join(method)}). Add -m clipn-ctw / -m clipn-atd, or drop the option.")
+        for name in users:
             method_params.setdefault(name, {})["checkpoint"] = clipn_checkpoint
     store = FeatureStore(cache_dir)
     cfg = RunConfig(
@@ -194,6 +204,7 @@ def run(
         store=store, out_dir=out, batch_size=batch_size, workers=workers, seed=seed,
         skip_existing=skip_existing, fpr_convention=fpr_convention.value,
         templates=_read_templates(templates), method_params=method_params, words_file=words,
+        verify_content=verify_content,
     )
     results = run_benchmark(cfg)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -219,22 +230,30 @@ def _parse_params(items: list[str]) -> dict[str, dict[str, str]]:
 
 
 def _read_templates(arg: str | None) -> list[str] | None:
+    from oodbench.prompts import check_template
+
     if not arg:
         return None
     path = Path(arg).expanduser()
     if path.is_file():
-        lines = [ln.strip() for ln in path.read_text().splitlines()]
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise OodbenchError(f"The templates file {path} is not UTF-8 text ({exc.reason} at byte "
+                                f"{exc.start}). Save it as UTF-8, one template per line.") from None
+        lines = [ln.strip() for ln in text.splitlines()]
         templates = [ln for ln in lines if ln and not ln.startswith("#")]
         source = str(path)
-    elif "{}" in arg:
+    elif "{" in arg:
         templates, source = [arg], "the --templates argument"
     else:
         raise OodbenchError(f"--templates {arg!r} is neither a file nor a template containing '{{}}' "
                             "(e.g. --templates 'a photo of a {}.').")
-    bad = [t for t in templates if "{}" not in t]
-    if not templates or bad:
-        raise OodbenchError(f"Every template in {source} needs a '{{}}' where the class name goes"
-                            + (f"; this one has none: {bad[0]!r}." if bad else "; none found."))
+    if not templates:
+        raise OodbenchError(f"{source} holds no template (only blank lines or # comments). Put one template "
+                            "per line, with '{}' where the class name goes.")
+    for t in templates:
+        check_template(t, source)
     return templates
 
 
@@ -269,6 +288,8 @@ def report(
     from oodbench.report import render, write
     from oodbench.results import ResultSet, find_result_files
 
+    if output is not None and output.is_dir():
+        raise OodbenchError(f"--output {output} is a folder; name the file to write, e.g. {output / 'board.md'}.")
     files = find_result_files(paths or [Path("results")])
     text = render([ResultSet.load(f) for f in files], format.value, long=long, digits=digits,
                   references=reference or [])
@@ -291,9 +312,15 @@ def list_methods(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="
     for name, cls in METHODS.items():
         cells = [name, cls.info.summary, cls.info.paper]
         if verbose:
-            cells.append(", ".join(f"{f.name}={_default(f)}" for f in dataclasses.fields(cls)))
+            cells.append(", ".join(f"{f.name}={_default(f)}{_domain(f)}" for f in dataclasses.fields(cls)))
         table.add_row(*map(escape, cells))
     stdout.print(table)
+
+
+def _domain(f: Any) -> str:
+    domain = f.metadata.get("domain")
+    text = domain.describe() if domain is not None else ""
+    return f" ({text})" if text and text != "finite" else ""
 
 
 def _default(f: Any) -> str:
@@ -319,14 +346,35 @@ def list_datasets() -> None:
 
 
 @list_app.command("benchmarks")
-def list_benchmarks() -> None:
-    """Benchmark suites: the ID set, its OOD sets and the protocol's source."""
+def list_benchmarks(verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Whole sources, descriptions and default backbones, one block per suite.")
+        ] = False,
+) -> None:
+    """Benchmark suites: the ID set, its OOD sets (by group) and the protocol's source."""
+    import textwrap
+
     from oodbench.benchmarks import BENCHMARKS
 
-    table = Table("benchmark", "ID", "OOD sets", "default backbone", "source")
+    def ood_sets(b: Any) -> str:
+        if not b.groups:
+            return ", ".join(b.ood)
+        return "; ".join(f"{g}: {', '.join(m)}" for g, m in b.groups.items())
+
+    if verbose:
+        for name, b in BENCHMARKS.items():
+            stdout.print(f"[bold]{escape(name)}[/]", highlight=False)
+            for label, text in (("ID vs OOD", f"{b.id} vs {ood_sets(b)}"), ("what", b.description),
+                                ("source", b.source),
+                                ("default backbone", f"{b.model or '-'} / {b.pretrained or '-'}")):
+                stdout.print(f"  {label}: {escape(text)}", highlight=False)
+        return
+    table = Table(show_lines=True)
+    table.add_column("benchmark", no_wrap=True)
+    table.add_column("ID vs OOD sets (by group)", min_width=24)
+    table.add_column("source (shortened; -v for all)")
     for name, b in BENCHMARKS.items():
-        table.add_row(*map(escape, (name, b.id, ", ".join(b.ood), f"{b.model or '-'} / {b.pretrained or '-'}",
-                                    b.source)))
+        table.add_row(*map(escape, (name, f"{b.id} vs {ood_sets(b)}",
+                                    textwrap.shorten(b.source, 80, placeholder=" …"))))
     stdout.print(table)
 
 

@@ -5,6 +5,9 @@ Conversion follows the field's type hint, read with :func:`typing.get_origin` / 
 the listed values), ``list[X]`` / ``tuple[X, ...]`` (comma-separated items, each converted as ``X``) and
 ``X | None`` (``none`` or ``null`` gives None). Values that are not strings (from TOML) are checked
 against the type and converted where that loses nothing (an int for a float field).
+
+What values are *valid* is declared per field with :func:`param` (a :class:`Domain` of numbers, or a prompt
+template) and checked by :meth:`oodbench.scorer.Scorer.check_params`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import math
 import types
 import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -103,3 +107,51 @@ def _convert(value: Any, hint: Any) -> Any:
             raise TypeError(f"expected text, got {type(value).__name__}")
         return value
     return value
+
+
+# --------------------------------------------------------------------------------------------- domains
+@dataclass(frozen=True)
+class Domain:
+    """The values a numeric parameter may take: optional bounds, each open or closed; always finite.
+
+    ``Domain()`` accepts every finite number. ``None`` passes when the field's type allows it.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def accepts(self, value: float) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
+
+    def describe(self) -> str:
+        """``> 0``, ``>= 1``, ``in [0, 1]``, ``in (0, 1]``, or ``finite``."""
+        if self.low is not None and self.high is not None:
+            return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                    f"{')' if self.high_open else ']'}")
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return "finite"
+
+
+def param(default: Any, *, gt: float | None = None, ge: float | None = None, lt: float | None = None,
+          le: float | None = None, template: bool = False) -> Any:
+    """A method parameter with its domain: ``temperature: float = param(1.0, gt=0)``.
+
+    ``gt``/``ge`` and ``lt``/``le`` are open / closed bounds; ``template=True`` marks a prompt template
+    (exactly one ``{}``, no other field). :meth:`oodbench.scorer.Scorer.check_params` enforces both.
+    """
+    meta: dict[str, Any] = {}
+    if template:
+        meta["template"] = True
+    else:
+        meta["domain"] = Domain(low=gt if gt is not None else ge, high=lt if lt is not None else le,
+                                low_open=gt is not None, high_open=lt is not None)
+    return field(default=default, metadata=meta)

@@ -1,7 +1,8 @@
 """Leaderboards from any number of result files: markdown, CSV, LaTeX or HTML.
 
 One table per (benchmark, backbone): a row per method, per OOD set ``FPR95↓ / AUROC↑`` in percent,
-their average, and ID accuracy. ``--long`` gives the tidy one-line-per-(method, OOD set) table instead.
+each group's average (``avg near``, ``avg far``) where the suite groups its sets, their overall
+average, and ID accuracy. ``--long`` gives the tidy one-line-per-(method, OOD set) table instead.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from oodbench.errors import OodbenchError
+from oodbench.files import atomic_write_text, write_error
 from oodbench.results import AVERAGE, ResultSet
 
 FORMATS = ("md", "csv", "latex", "html")
@@ -62,7 +64,7 @@ def wide_table(long: pd.DataFrame, percent: bool = True) -> pd.DataFrame:
         ordered = [o for o in g["ood"] if o != AVERAGE] + [AVERAGE]
         for ood in ordered:
             r = g[g["ood"] == ood].iloc[0]
-            label = "avg" if ood == AVERAGE else ood
+            label = "avg" if ood == AVERAGE else ood.replace(f"{AVERAGE}-", "avg ", 1)  # group averages
             row[f"{label} FPR95"] = r["fpr95"] * scale
             row[f"{label} AUROC"] = r["auroc"] * scale
         acc = g["id_accuracy"].iloc[0]
@@ -112,5 +114,9 @@ def write(text: str, output: Path | None) -> None:
     if output is None:
         print(text, end="" if text.endswith("\n") else "\n")
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    if output.is_dir():
+        raise OodbenchError(f"--output {output} is a folder; name the file to write, e.g. {output / 'board.md'}.")
+    try:
+        atomic_write_text(output, text)
+    except OSError as exc:
+        raise write_error("the report", output, exc) from None

@@ -23,12 +23,13 @@ import torch
 
 from oodbench import __version__
 from oodbench.backbone import Backbone, BackboneSpec
-from oodbench.data.base import DataContext, ImageSet, open_dataset
+from oodbench.data.base import DataContext, ImageSet, check_names, open_dataset, same_folder, shared_files
 from oodbench.distributed import Dist, broadcast, setup_distributed, world
-from oodbench.errors import OodbenchError
+from oodbench.errors import OodbenchError, unknown_name_message
 from oodbench.features import FeatureStore
+from oodbench.files import check_writable_dir
 from oodbench.metrics import decision_rates, id_accuracy, ood_metrics
-from oodbench.results import ResultSet, result_path
+from oodbench.results import ResultSet, result_path, summary_rows
 from oodbench.scorer import FitContext, Scorer, load_methods
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class RunConfig:
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     words_file: Path | None = None
     save: bool = True
+    verify_content: bool = False
 
 
 @dataclass
@@ -85,6 +87,34 @@ def resolve_methods(names: list[str]) -> list[str]:
     if not out:
         raise OodbenchError(f"No method given. Pass --method NAME (repeatable) or --method all; "
                             f"known methods: {', '.join(registry.names())}.")
+    return out
+
+
+def check_param_targets(methods: list[str], method_params: dict[str, dict[str, Any]]) -> None:
+    """Every ``-p METHOD.NAME=VALUE`` must name a method that runs (a typo would otherwise be ignored)."""
+    for target in method_params:
+        if target not in methods:
+            known = load_methods().names()
+            hint = (f"It is not run: add -m {target}, or drop the parameter." if target in known else
+                    unknown_name_message("method", target, known))
+            raise OodbenchError(f"-p {target}.{next(iter(method_params[target]), '')}=... names method "
+                                f"{target!r}, but this run scores {', '.join(methods)}. {hint}")
+
+
+def meaningless_setups(id_set: ImageSet, ood_sets: list[ImageSet]) -> list[str]:
+    """Warnings for set-ups whose numbers cannot mean anything (logged and kept in the provenance)."""
+    out = []
+    if id_set.class_names is not None and len(id_set.class_names) == 1:
+        out.append(f"The ID set {id_set.name!r} has a single class: every class-head score (MSP, MCM, "
+                   "NegLabel, ...) is the same for all images, so AUROC is 0.5 and FPR95 meaningless. "
+                   "An ID set needs at least two classes.")
+    for ood in ood_sets:
+        if same_folder(id_set, ood):
+            out.append(f"The OOD set {ood.name!r} is the same folder as the ID set {id_set.name!r}: its images "
+                       "are ID images, so its metrics measure nothing.")
+        elif (n := shared_files(id_set, ood)):
+            out.append(f"The OOD set {ood.name!r} shares {n} of its {len(ood)} files with the ID set "
+                       f"{id_set.name!r}: those images count as both ID and OOD.")
     return out
 
 
@@ -158,6 +188,14 @@ def _patch_tensor(found: dict[str, np.ndarray] | None) -> torch.Tensor | None:
         return torch.from_numpy(found["patches"])
 
 
+def as_ood(enc: EncodedSet | None) -> EncodedSet | None:
+    """``enc`` in the OOD role: every label -1. A set with classes (CIFAR, ImageNet-R, ImageNet-10) keeps
+    them in the cache, which it shares with its ID role, but its classes are not the ID classes."""
+    if enc is None:
+        return None
+    return dataclasses.replace(enc, labels=np.full(len(enc.labels), -1, dtype=np.int64))
+
+
 def make_scorer(name: str, cfg: RunConfig) -> Scorer:
     cls = load_methods().get(name)
     params = {**cfg.benchmark.params.get(name, {}), **cfg.method_params.get(name, {})}
@@ -211,18 +249,29 @@ def run(cfg: RunConfig) -> list[ResultSet]:
 def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
     bench = cfg.benchmark
     methods = resolve_methods(cfg.methods)
+    check_param_targets(methods, cfg.method_params)
     # Build every scorer before loading anything, so that a bad parameter fails at once.
     scorers = {m: make_scorer(m, cfg) for m in methods}
     torch.manual_seed(cfg.seed)
+    if cfg.save and env.main:
+        check_writable_dir(cfg.out_dir, "the result files", "--out")
 
-    # Open every data set first: a missing folder fails before any model is loaded or image encoded.
+    # Open every data set first: a missing folder fails before any model is loaded or image encoded, and
+    # an unknown name before any data set is opened (toyworld's are generated when opened).
+    check_names([bench.id, *bench.ood])
+    if not bench.ood:
+        raise OodbenchError(f"Benchmark {bench.name!r} has no OOD sets; pass --ood NAME[,NAME...].")
     id_set = open_dataset(bench.id, cfg.data)
     if not id_set.class_names:
         raise OodbenchError(f"The ID data set {bench.id!r} has no class names; an ID set needs one "
                             "sub-folder per class (folder:PATH/<class>/<images>).")
     ood_sets = [open_dataset(name, cfg.data) for name in bench.ood]
-    if not ood_sets:
-        raise OodbenchError(f"Benchmark {bench.name!r} has no OOD sets; pass --ood NAME[,NAME...].")
+    warnings = meaningless_setups(id_set, ood_sets)
+    for text in warnings if env.main else []:
+        log.warning(text)
+    if cfg.verify_content:
+        for dataset in (id_set, *ood_sets):
+            dataset.add_content_hash()
 
     spec = cfg.backbone if env.world_size == 1 else dataclasses.replace(cfg.backbone, device=str(env.device))
     backbone = Backbone.load(spec, cache_dir=cfg.store.root)
@@ -257,19 +306,21 @@ def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
 
     t0 = time.perf_counter()
     id_enc = encode_dataset(backbone, id_set, cfg.store, cfg.batch_size, cfg.workers, kinds)
-    ood_enc = [encode_dataset(backbone, s, cfg.store, cfg.batch_size, cfg.workers, kinds) for s in ood_sets]
+    ood_enc = [as_ood(encode_dataset(backbone, s, cfg.store, cfg.batch_size, cfg.workers, kinds))
+               for s in ood_sets]
     encode_s = time.perf_counter() - t0
     if not env.main or id_enc is None:
         return []
 
     return [score_method(name, scorers[name], ctx, id_enc, ood_enc, cfg, backbone,
-                         {"encode_all_sets": encode_s, "fit": fit_s[name]})
+                         {"encode_all_sets": encode_s, "fit": fit_s[name]}, warnings)
             for name in todo]
 
 
 @torch.no_grad()
 def score_method(name: str, scorer: Scorer, ctx: FitContext, id_enc: EncodedSet, ood_enc: list[EncodedSet],
-                 cfg: RunConfig, backbone: Backbone, seconds: dict[str, float]) -> ResultSet:
+                 cfg: RunConfig, backbone: Backbone, seconds: dict[str, float],
+                 warnings: list[str] | None = None) -> ResultSet:
     """Score a fitted method on the encoded sets and build (and save) its ResultSet."""
     t1 = time.perf_counter()
     s_id = _scores(scorer, id_enc)
@@ -280,12 +331,14 @@ def score_method(name: str, scorer: Scorer, ctx: FitContext, id_enc: EncodedSet,
     rows = []
     for enc in ood_enc:
         s_ood = _scores(scorer, enc)
-        row: dict[str, Any] = {"ood": enc.name, **ood_metrics(s_id, s_ood, cfg.fpr_convention),
+        group = cfg.benchmark.group_of(enc.name)
+        row: dict[str, Any] = {"ood": enc.name, **({"group": group} if group else {}),
+                               **ood_metrics(s_id, s_ood, cfg.fpr_convention),
                                "id_accuracy": acc, "n_id": len(s_id), "n_ood": len(s_ood)}
         if dec_id is not None:
             row.update(decision_rates(dec_id.cpu().numpy(), scorer.decide(enc.features).cpu().numpy()))
         rows.append(row)
-    rows.append(ResultSet.average_row(rows))
+    rows += summary_rows(rows, cfg.benchmark.groups)
     score_s = time.perf_counter() - t1
 
     result = ResultSet(
@@ -300,12 +353,15 @@ def score_method(name: str, scorer: Scorer, ctx: FitContext, id_enc: EncodedSet,
             "seed": cfg.seed,
             "fpr_convention": cfg.fpr_convention,
             "benchmark": {"id": cfg.benchmark.id, "ood": list(cfg.benchmark.ood),
+                          **({"groups": {g: list(m) for g, m in cfg.benchmark.groups.items()}}
+                             if cfg.benchmark.groups else {}),
                           "source": cfg.benchmark.source},
             "datasets": {id_enc.name: id_enc.identity, **{e.name: e.identity for e in ood_enc}},
             "templates": ctx.templates,
             "method": {"paper": scorer.info.paper, "summary": scorer.info.summary, **scorer.provenance()},
             "device": str(backbone.device),
             "seconds": {**{k: round(v, 3) for k, v in seconds.items()}, "score": round(score_s, 3)},
+            **({"warnings": list(warnings)} if warnings else {}),
         },
     )
     if cfg.save:

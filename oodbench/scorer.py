@@ -15,7 +15,11 @@ A method is a dataclass subclass of :class:`Scorer`, named by an entry point of 
         def score(self, image_features): ...
 
 Its dataclass fields are its parameters: they are set from the CLI (``--param mcm.temperature=2``) and
-from benchmark files, and written into every result's provenance.
+from benchmark files, and written into every result's provenance. Each declares what values are valid
+with :func:`oodbench.params.param` (``temperature: float = param(1.0, gt=0)``; ``template=True`` for a
+prompt template); :meth:`Scorer.check_params` enforces them when the method is built (a subclass that
+defines ``__post_init__`` calls ``super().__post_init__()``), and :meth:`Scorer.check` may add rules that
+tie several parameters together.
 
 Feature kinds: a method declares the image features it needs in ``features`` (default ``("global",)``).
 A method that also lists ``"patch"`` (GL-MCM) gets the patch features of the same images as a keyword,
@@ -36,7 +40,8 @@ import numpy as np
 import torch
 
 from oodbench.errors import OodbenchError
-from oodbench.params import convert
+from oodbench.params import Domain, convert
+from oodbench.prompts import check_template
 from oodbench.registry import Registry, entry_point_source
 
 if TYPE_CHECKING:
@@ -139,6 +144,25 @@ class Scorer(ABC):
     def decide(self, image_features: torch.Tensor) -> torch.Tensor | None:
         """[N] bool, True = accepted as ID by the method's own threshold-free rule, or ``None``."""
         return None
+
+    def __post_init__(self) -> None:
+        self.check_params()
+
+    def check_params(self) -> None:
+        """Every parameter inside its declared domain (and :meth:`check`), else an :class:`OodbenchError`."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            where = f"{self.name or type(self).__name__}.{f.name}"
+            domain = f.metadata.get("domain")
+            if isinstance(domain, Domain) and value is not None and not domain.accepts(value):
+                raise OodbenchError(f"Parameter {where} is {value!r}, outside its domain: it must be "
+                                    f"{domain.describe()}. Give another value with -p {where}=VALUE.")
+            if f.metadata.get("template") and value is not None:
+                check_template(value, f"parameter {where}")
+        self.check()
+
+    def check(self) -> None:
+        """Rules that tie several parameters together (default: none); raise an :class:`OodbenchError`."""
 
     def params(self) -> dict[str, Any]:
         """The method's parameters as JSON-friendly values (for provenance)."""

@@ -101,6 +101,17 @@ BAD_INPUT = [
     (["--method", "mcm", "-p", "mcm.tau=2"], "has no parameter 'tau'"),
     (["--method", "mcm", "--templates", "no placeholder"], "neither a file nor a template"),
     (["--method", "mcm", "--pretrained", "/no/such/file.pt"], "No file exists"),
+    # templates with two fields or a named one (str.format would raise IndexError / KeyError)
+    (["--method", "mcm", "--templates", "a {} next to a {}"], "needs exactly one '{}'"),
+    (["--method", "mcm", "--templates", "a photo of a {name}"], "(found: {name})"),
+    # -p naming a method that does not run (silently ignored before)
+    (["--method", "mcm", "-p", "mcn.temperature=2"], "Did you mean 'mcm'"),
+    (["--method", "mcm", "-p", "msp.logit_scale=50"], "It is not run: add -m msp"),
+    (["--method", "mcm", "--clipn-checkpoint", "x.safetensors"], "neither is run"),
+    # values outside a parameter's domain
+    (["--method", "mcm", "-p", "mcm.temperature=0"], "mcm.temperature is 0.0, outside its domain: it must be > 0"),
+    (["--method", "msp", "-p", "msp.logit_scale=-100"], "it must be > 0"),
+    (["--method", "mcm", "-p", "mcm.temperature=nan"], "NaN is not a valid value"),
 ]
 
 
@@ -136,7 +147,7 @@ def test_missing_folders_and_data_root(tmp_path):
     (tmp_path / "empty" / "cls").mkdir(parents=True)
     proc = run_cli("run", "-m", "mcm", "--id", f"folder:{tmp_path / 'empty'}", "--ood", f"folder:{tmp_path}",
                    "--model", TINY, "--pretrained", "none", cwd=tmp_path)
-    assert proc.returncode == 2 and "no images found" in proc.stderr.lower()
+    assert proc.returncode == 2 and "1 class folder(s)" in proc.stderr and "hold no images (cls)" in proc.stderr
 
 
 def test_corrupt_image_names_the_file_and_caches_nothing(folder_benchmark, tmp_path):
@@ -186,3 +197,51 @@ def test_id_takes_a_suite_file(folder_benchmark, tmp_path):
     assert data["provenance"]["templates"] == ["a picture of a {}"]
     missing = invoke("run", "-m", "mcm", "--id", str(tmp_path / "nope.toml"), "--out", str(out))
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_templates_file_that_is_not_utf8(folder_benchmark, tmp_path):
+    path = tmp_path / "templates.txt"
+    path.write_bytes("une photo d'un {} \u00e9lev\u00e9\n".encode("latin-1"))
+    res = runner.invoke(app, custom_run_args(folder_benchmark, tmp_path / "r", "--templates", str(path)))
+    assert res.exit_code == 2 and "is not UTF-8 text" in " ".join(res.output.split())
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("make", ["file", "parent-file"])
+def test_out_that_cannot_be_a_folder_fails_before_encoding(folder_benchmark, tmp_path, make):
+    (tmp_path / "taken").write_text("a file")
+    out = tmp_path / "taken" if make == "file" else tmp_path / "taken" / "results"
+    res = runner.invoke(app, [*custom_run_args(folder_benchmark, out), "--cache-dir", str(tmp_path / "c")])
+    assert res.exit_code == 2, res.output
+    assert "--out" in res.output and "is a file" in " ".join(res.output.split())
+    assert not (tmp_path / "c" / "images").exists()  # nothing was encoded
+
+
+def test_unknown_ood_name_is_refused_before_any_data_set_is_generated(tmp_path):
+    res = runner.invoke(app, ["run", "-m", "mcm", "--id", "toyworld", "--ood", "toyworld-nearr",
+                              "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "Did you mean 'toyworld-near'" in " ".join(res.output.split())
+    assert not (tmp_path / "c" / "data").exists()  # toyworld was not generated first
+
+
+def test_report_answers_bad_files_and_a_folder_as_output(tmp_path):
+    from oodbench.results import FORMAT
+
+    good = {"format": FORMAT, "benchmark": "b", "backbone": {"slug": "m"}, "method": "mcm", "params": {},
+            "provenance": {}, "rows": [{"ood": "o", "auroc": 0.5, "fpr95": 0.5}, {"ood": "average", "auroc": 0.5,
+                                                                                   "fpr95": 0.5}]}
+    cases = {"missing.json": {k: v for k, v in good.items() if k != "rows"},
+             "text.json": {**good, "rows": [{"ood": "o", "auroc": "0.9", "fpr95": 0.5}, good["rows"][1]]},
+             "noavg.json": {**good, "rows": good["rows"][:1]}}
+    messages = {"missing.json": "lacks the field(s) rows", "text.json": "auroc = '0.9', not a number",
+                "noavg.json": "no 'average' row"}
+    for name, content in cases.items():
+        (tmp_path / name).write_text(json.dumps(content))
+        res = invoke("report", str(tmp_path / name))  # before: KeyError / TypeError tracebacks
+        assert res.exit_code == 2, (name, res.output)
+        text = " ".join(res.output.split())
+        assert name in text and messages[name] in text, text
+    (tmp_path / "ok.json").write_text(json.dumps(good))
+    (tmp_path / "board").mkdir()
+    res = invoke("report", str(tmp_path / "ok.json"), "-o", str(tmp_path / "board"))
+    assert res.exit_code == 2 and "is a folder" in res.output

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import pickle
 import re
 import shutil
@@ -220,7 +221,8 @@ def test_textures_read_recursively_skipping_non_images(tmp_path):
     assert {f.parent.name for f in ds.files} == {"banded", "waffled"}
 
 
-@pytest.mark.parametrize(("name", "sub"), [("lsun", "LSUN/test"), ("imagenet-r", "imagenet-r/n01443537"),
+# imagenet-r has classes now (ID and OOD): tests/test_protocol_data.py checks its layout.
+@pytest.mark.parametrize(("name", "sub"), [("lsun", "LSUN/test"), ("placesbg", "placesbg/land"),
                                            ("sun", "SUN/images"), ("places", "ImageNet_OOD_dataset/Places")])
 def test_ood_folder_layouts(tmp_path, name, sub):
     write_pngs(tmp_path / sub, 4, ext=".jpg")
@@ -319,6 +321,176 @@ def test_identity_stable_changes_with_files_and_ignores_location(tmp_path):
     (tmp_path / "a" / "iNaturalist" / "images" / "new.jpg").write_bytes(PNG)
     changed = open_dataset("inaturalist", ctx).identity
     assert changed != first and changed["n"] == 4
+
+
+def _ppm(value: int, size: int = 8) -> bytes:
+    """A binary PPM of one colour: same size in bytes whatever the colour."""
+    return f"P6 {size} {size} 255\n".encode() + bytes([value, 255 - value, 7]) * size * size
+
+
+def test_a_file_replaced_in_place_at_the_same_size_changes_the_identity(tmp_path):
+    folder = tmp_path / "ood"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"img_{i}.ppm").write_bytes(_ppm(10 * i))
+    first = open_dataset(f"folder:{folder}", DataContext()).identity
+    target = folder / "img_1.ppm"
+    before = target.stat()
+    target.write_bytes(_ppm(200))  # re-exported: other pixels, same byte size
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns + 1))  # even 1 ns later is seen
+    assert target.stat().st_size == before.st_size
+    second = open_dataset(f"folder:{folder}", DataContext()).identity
+    assert second["files_sha256"] != first["files_sha256"]
+    assert second["covers"] == "relative path, size, mtime_ns"
+
+
+def test_verify_content_covers_what_a_restored_modification_time_hides(tmp_path):
+    folder = tmp_path / "ood"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"img_{i}.ppm").write_bytes(_ppm(10 * i))
+    first = open_dataset(f"folder:{folder}", DataContext())
+    first.add_content_hash()
+    target = folder / "img_1.ppm"
+    before = target.stat()
+    target.write_bytes(_ppm(200))
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # as `cp -p` or a restore can leave it
+    second = open_dataset(f"folder:{folder}", DataContext())
+    assert second.identity["files_sha256"] == first.identity["files_sha256"]  # paths, sizes, times: equal
+    second.add_content_hash()
+    assert second.identity["content_sha256"] != first.identity["content_sha256"]
+    assert second.identity["covers"] == "relative path, size, mtime_ns, content"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Decoding: every mode PIL opens, as the picture it shows
+
+def _expected_modes() -> list[tuple[str, str, Image.Image, np.ndarray]]:
+    """(mode, file suffix, image, expected RGB of its 4 pixels)."""
+    grey = np.array([[0, 64, 128, 255]], np.uint8)
+    rgb_of = np.repeat(grey[..., None], 3, axis=2)
+    p = Image.fromarray(np.array([[0, 1, 2, 3]], np.uint8), "L").convert("P")
+    p.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30])
+    rgba = np.array([[[255, 0, 0, 0], [0, 255, 0, 128], [0, 0, 255, 255], [9, 8, 7, 1]]], np.uint8)
+    cmyk = np.array([[[0, 0, 0, 0], [255, 0, 0, 0], [0, 255, 0, 0], [10, 20, 30, 0]]], np.uint8)
+    la = np.array([[[0, 0], [64, 255], [128, 7], [255, 100]]], np.uint8)
+    i16 = np.array([[0, 257 * 64, 257 * 128, 65535]], np.uint16)  # a 16-bit PNG: saturated white before
+    i32 = np.array([[0, 257 * 64, 257 * 128, 65535]], np.int32)
+    i32_wide = np.array([[-1000, 0, 1000, 3000]], np.int32)  # outside 16 bits: its own range
+    f01 = np.array([[0.0, 64 / 255, 128 / 255, 1.0]], np.float32)
+    f_wide = np.array([[-2.0, -1.0, 0.0, 2.0]], np.float32)
+    return [
+        ("1", ".png", Image.fromarray(np.array([[0, 1, 0, 1]], bool)),
+         np.repeat(np.array([[0, 255, 0, 255]], np.uint8)[..., None], 3, axis=2)),
+        ("L", ".png", Image.fromarray(grey, "L"), rgb_of),
+        ("P", ".png", p, np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [10, 20, 30]]], np.uint8)),
+        ("RGBA", ".png", Image.fromarray(rgba, "RGBA"), rgba[..., :3]),
+        ("CMYK", ".tiff", Image.fromarray(cmyk, "CMYK"), 255 - cmyk[..., :3]),
+        ("LA", ".png", Image.fromarray(la, "LA"), np.repeat(la[..., :1], 3, axis=2)),
+        ("I;16", ".png", Image.fromarray(i16), rgb_of),
+        ("I", ".tiff", Image.fromarray(i32, "I"), rgb_of),
+        ("I", ".tiff", Image.fromarray(i32_wide, "I"),
+         np.repeat(np.array([[0, 64, 128, 255]], np.uint8)[..., None], 3, axis=2)),
+        ("F", ".tiff", Image.fromarray(f01, "F"), rgb_of),
+        ("F", ".tiff", Image.fromarray(f_wide, "F"),
+         np.repeat(np.array([[0, 64, 128, 255]], np.uint8)[..., None], 3, axis=2)),
+    ]
+
+
+@pytest.mark.parametrize("mode, suffix, image, expected", _expected_modes(),
+                         ids=[f"{m}{s}-{i}" for i, (m, s, _, _) in enumerate(_expected_modes())])
+def test_every_mode_decodes_to_the_rgb_it_shows(tmp_path, mode, suffix, image, expected):
+    from oodbench.data.base import FileImageSet
+
+    path = tmp_path / f"img{suffix}"
+    image.save(path)
+    ds = FileImageSet("modes", tmp_path, [path]).with_transform(
+        lambda im: torch.from_numpy(np.asarray(im).copy()))
+    with Image.open(path) as im:
+        assert im.mode == mode  # the file really is in that mode
+    got, _, error = ds[0]
+    assert error == ""
+    np.testing.assert_array_equal(got.numpy(), expected)
+
+
+def test_a_decompression_bomb_names_the_file_and_how_to_allow_it(tmp_path, monkeypatch):
+    from oodbench.data.base import FileImageSet
+
+    path = write_pngs(tmp_path / "ood", 1)[0]  # 8 x 8 = 64 pixels
+    monkeypatch.setenv("OODBENCH_MAX_IMAGE_PIXELS", "20")  # PIL refuses beyond twice the limit
+    ds = FileImageSet("bombs", tmp_path / "ood", [path]).with_transform(to_tensor)
+    error = ds[0][2]
+    assert str(path) in error and "decompression bomb" in error and "OODBENCH_MAX_IMAGE_PIXELS=0" in error
+    monkeypatch.setenv("OODBENCH_MAX_IMAGE_PIXELS", "0")
+    assert FileImageSet("bombs", tmp_path / "ood", [path]).with_transform(to_tensor)[0][2] == ""
+    monkeypatch.setenv("OODBENCH_MAX_IMAGE_PIXELS", "lots")
+    with pytest.raises(OodbenchError, match="OODBENCH_MAX_IMAGE_PIXELS is 'lots'"):
+        FileImageSet("bombs", tmp_path / "ood", [path])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Folders that would otherwise be read only in part
+
+def test_a_name_that_is_not_utf8_is_named(tmp_path):
+    folder = tmp_path / "ood"
+    write_pngs(folder, 2)
+    with open(os.path.join(os.fsencode(folder), b"caf\xe9.png"), "wb") as fh:  # a Latin-1 name
+        fh.write(PNG)
+    with pytest.raises(DataError, match=r"caf\\xe9.png.*is not valid UTF-8.*convmv"):
+        open_dataset(f"folder:{folder}", DataContext())
+
+
+@pytest.fixture
+def unreadable(monkeypatch):
+    """Make folders unreadable for this process (tests run as root, where chmod 000 changes nothing)."""
+    blocked: set[Path] = set()
+    real_scandir, real_listdir = os.scandir, os.listdir
+
+    def guard(real):
+        def wrapped(path="."):
+            if Path(os.fsdecode(path)).resolve() in blocked:
+                raise PermissionError(13, "Permission denied", os.fsdecode(path))
+            return real(path)
+        return wrapped
+
+    monkeypatch.setattr(os, "scandir", guard(real_scandir))
+    monkeypatch.setattr(os, "listdir", guard(real_listdir))
+    return lambda path: blocked.add(Path(path).resolve())
+
+
+def test_an_unreadable_class_folder_is_an_error_not_a_missing_class(tmp_path, unreadable):
+    for name in ("cat", "dog"):
+        write_pngs(tmp_path / "id" / name, 2)
+    unreadable(tmp_path / "id" / "dog")  # before: dropped silently; ID accuracy fell
+    with pytest.raises(DataError, match=r"cannot read the folder .*dog \(Permission denied\)"):
+        open_dataset(f"folder:{tmp_path / 'id'}", DataContext())
+
+
+def test_an_unreadable_ood_folder_or_subfolder_is_an_error(tmp_path, unreadable):
+    write_pngs(tmp_path / "ood" / "a", 2)
+    write_pngs(tmp_path / "ood" / "b", 2)
+    unreadable(tmp_path / "ood" / "b")
+    with pytest.raises(DataError, match="Permission denied"):
+        open_dataset(f"folder:{tmp_path / 'ood'}", DataContext())
+    unreadable(tmp_path / "ood")
+    with pytest.raises(DataError, match="Permission denied"):
+        open_dataset(f"folder:{tmp_path / 'ood'}", DataContext())
+
+
+def test_an_unreadable_image_is_named_before_encoding(tmp_path, monkeypatch):
+    paths = write_pngs(tmp_path / "ood", 3)
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != paths[1] and real(p, mode, **kw))
+    with pytest.raises(DataError, match=r"1 image\(s\) .* cannot be read by you, e.g. .*img_001.png"):
+        open_dataset(f"folder:{tmp_path / 'ood'}", DataContext())
+
+
+def test_a_class_folder_without_images_is_an_error(tmp_path):
+    write_pngs(tmp_path / "id" / "cat", 2)
+    (tmp_path / "id" / "dog").mkdir()
+    (tmp_path / "id" / "dog" / "notes.txt").write_text("no images here")
+    with pytest.raises(DataError, match=r"1 class folder\(s\) .* hold no images \(dog\)"):
+        open_dataset(f"folder:{tmp_path / 'id'}", DataContext())
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -50,3 +50,37 @@ def test_cache_entries_and_results_are_readable_by_colleagues(tmp_path, umask_02
                                                           "aupr_in": 0.5, "aupr_out": 0.5}])
     path = result.save(tmp_path / "results" / "mcm.json")
     assert _mode(path) == 0o644 and _mode(path.with_suffix(".csv")) == 0o644
+
+
+def test_a_full_disk_while_saving_results_leaves_no_json_without_its_csv(tmp_path, monkeypatch):
+    import errno
+
+    from oodbench.errors import OodbenchError
+
+    result = ResultSet("b", {"slug": "m_w"}, "mcm", {}, [{"ood": "o", "auroc": 0.5, "fpr95": 0.5}])
+    calls = {"n": 0}
+    real = os.fsync
+
+    def fill_up(fd):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second of the two files
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fill_up)
+    path = tmp_path / "results" / "mcm.json"
+    with pytest.raises(OodbenchError, match=r"Could not write the results .*No space left on device.*free some"):
+        result.save(path)
+    assert sorted(p.name for p in path.parent.iterdir()) == []  # neither file, no temporaries
+
+
+def test_an_out_folder_that_cannot_be_written_is_named_before_any_work(tmp_path, monkeypatch):
+    from oodbench.errors import OodbenchError
+    from oodbench.files import check_writable_dir
+
+    check_writable_dir(tmp_path / "new" / "deeper", "the result files", "--out")  # creatable: fine
+    assert not (tmp_path / "new").exists()  # and nothing was created
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: os.fspath(p) != os.fspath(tmp_path) and real(p, mode))
+    with pytest.raises(OodbenchError, match=r"--out .*new: .* is not writable by you"):
+        check_writable_dir(tmp_path / "new", "the result files", "--out")

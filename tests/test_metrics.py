@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oodbench.errors import OodbenchError
-from oodbench.metrics import decision_rates, id_accuracy, ood_metrics
+from oodbench.metrics import (
+    decision_rates,
+    fpr_at_ood_recall,
+    fpr_at_tpr_interpolated,
+    id_accuracy,
+    ood_metrics,
+)
 
 
 def brute_auroc(s_id, s_ood):
@@ -87,10 +93,11 @@ def test_nearest_can_land_below_95_percent():
 
 
 def test_interpolate_convention_hand_example():
-    # ID 0..19 (20 samples), OOD at 0.5 and 30. TPR reaches 0.95 at threshold 1 (19/20) with FPR 0.5.
+    # ID 0..19 (20 samples), OOD at 0.5 and 30. TPR is 0.95 (19/20) from threshold 1 (FPR 0.5) down to
+    # threshold 0.5 (FPR 1.0): CLIPN's interp1d returns the largest FPR of that run.
     s_id = np.arange(0, 20, dtype=float)
     s_ood = np.array([0.5, 30.0])
-    assert ood_metrics(s_id, s_ood, fpr_convention="interpolate")["fpr95"] == pytest.approx(0.5)
+    assert ood_metrics(s_id, s_ood, fpr_convention="interpolate")["fpr95"] == pytest.approx(1.0)
     # 10 ID: TPR 0.9 at FPR 0 (t=11), TPR 1.0 at FPR 0.5 (t=10 after the OOD at 10.5) -> 0.95 -> 0.25...
     s_id = np.arange(10, 20, dtype=float)
     s_ood = np.array([10.5, 0.0])
@@ -136,7 +143,7 @@ def test_invariances(s_id, s_ood):
     assert m3["aupr_in"] == pytest.approx(m["aupr_out"])
     for key in ("auroc", "fpr95", "aupr_in", "aupr_out"):
         assert 0.0 <= m[key] <= 1.0
-    for conv in ("nearest", "interpolate"):
+    for conv in ("nearest", "interpolate", "openood"):
         assert 0.0 <= ood_metrics(s_id, s_ood, fpr_convention=conv)["fpr95"] <= 1.0
 
 
@@ -156,7 +163,7 @@ def test_bad_inputs():
     with pytest.raises(OodbenchError, match="No OOD"):
         ood_metrics([0.1], [])
     with pytest.raises(OodbenchError, match="convention"):
-        ood_metrics([0.1], [0.2], fpr_convention="openood")
+        ood_metrics([0.1], [0.2], fpr_convention="ood-positive")
 
 
 def test_accuracy_and_decisions():
@@ -165,3 +172,106 @@ def test_accuracy_and_decisions():
         id_accuracy([0, 1], [0])
     r = decision_rates(np.array([True, True, False, True]), np.array([False, True]))
     assert r == {"id_acceptance": 0.75, "ood_rejection": 0.5}
+
+
+# ------------------------------------------------------------------------------------------------------
+# The three FPR95 conventions against independent implementations of the reference rules.
+
+def roc_points(pos, neg):
+    """All ROC points (FPR, TPR) of 'positive if score >= t' over the distinct thresholds, loosest last,
+    starting at (0, 0), counted directly."""
+    pos, neg = np.asarray(pos, float), np.asarray(neg, float)
+    ts = np.unique(np.concatenate([pos, neg]))[::-1]
+    fpr = [0.0] + [np.sum(neg >= t) / neg.size for t in ts]
+    tpr = [0.0] + [np.sum(pos >= t) / pos.size for t in ts]
+    return np.array(fpr), np.array(tpr)
+
+
+def indep_interpolate(s_id, s_ood, level=0.95):
+    """CLIPN's rule from its definition: linear interpolation at TPR = level; on a run of points at
+    exactly that TPR, the largest FPR of the run."""
+    fpr, tpr = roc_points(s_id, s_ood)
+    exact = tpr == level
+    if exact.any():
+        return float(fpr[exact].max())
+    j = np.flatnonzero(tpr < level)[-1]  # the curve is monotone: j + 1 is the first point above
+    return float(fpr[j] + (fpr[j + 1] - fpr[j]) * (level - tpr[j]) / (tpr[j + 1] - tpr[j]))
+
+
+def indep_openood(s_id, s_ood, level=0.95):
+    """OpenOOD v1.5's rule from its definition: OOD positive on -score; ROC points at distinct thresholds
+    minus those scikit-learn's default drops (a point whose two neighbours make equal FPR and TPR steps);
+    the FPR at the first remaining point with TPR >= level."""
+    fpr, tpr = roc_points(-np.asarray(s_ood, float), -np.asarray(s_id, float))
+    fps, tps = fpr[1:] * len(s_id), tpr[1:] * len(s_ood)  # counts, without the (0, 0) origin
+    if fps.size > 2:
+        keep = np.r_[True, (np.diff(fps, 2) != 0) | (np.diff(tps, 2) != 0), True]
+        fpr, tpr = np.r_[0.0, fpr[1:][keep]], np.r_[0.0, tpr[1:][keep]]
+    return float(fpr[np.flatnonzero(tpr >= level)[0]])
+
+
+def kth_ood_openood(s_id, s_ood, level=0.95):
+    """The same quantity without any point dropping: threshold at the k-th largest OOD value of -score
+    (k the least count reaching the level), FPR = share of ID with -score at or above it."""
+    n = len(s_ood)
+    k = next(k for k in range(1, n + 1) if k / n >= level)
+    t = np.sort(-np.asarray(s_ood, float))[::-1][k - 1]
+    return float(np.mean(-np.asarray(s_id, float) >= t))
+
+
+def random_cases(seed, n):
+    """Small integer scores (heavy ties), continuous ones, and N_ID multiples of 20 (TPR hits 0.95)."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        kind = i % 3
+        n_id = 20 * int(rng.integers(1, 8)) if kind == 2 else int(rng.integers(1, 60))
+        n_ood = int(rng.integers(1, 60))
+        if kind == 1:
+            yield rng.normal(1, 1, n_id), rng.normal(0, 1, n_ood)
+        else:
+            hi = int(rng.integers(2, 12))
+            yield rng.integers(0, hi, n_id).astype(float), rng.integers(0, hi, n_ood).astype(float)
+
+
+def test_interpolate_equals_clipn_rule_and_its_scipy_call():
+    from scipy.interpolate import interp1d
+    from sklearn.metrics import roc_curve
+
+    for s_id, s_ood in random_cases(1, 300):
+        labels = np.r_[np.ones(len(s_id)), np.zeros(len(s_ood))]
+        ours = fpr_at_tpr_interpolated(labels, np.r_[s_id, s_ood])
+        assert ours == pytest.approx(indep_interpolate(s_id, s_ood), abs=1e-12)
+        # the reference's own call (CLIPN cal_auc_fpr): bit-identical
+        fpr, tpr, _ = roc_curve(labels, np.r_[s_id, s_ood], pos_label=1)
+        assert ours == float(interp1d(tpr, fpr)(0.95))
+
+
+def test_interpolate_takes_largest_fpr_where_tpr_is_exactly_095():
+    # 20 ID scores 20..1; three OOD between the 19th and 20th ID score: TPR = 0.95 from FPR 0 to 0.75.
+    s_id = np.arange(20.0, 0.0, -1.0)
+    s_ood = np.array([1.5, 1.4, 1.3, 0.5])
+    assert ood_metrics(s_id, s_ood, "interpolate")["fpr95"] == 0.75
+    assert ood_metrics(s_id, s_ood, "nearest")["fpr95"] == 0.75
+    assert ood_metrics(s_id, s_ood, "openood")["fpr95"] == 0.05  # OOD positive: one ID above 0.5
+
+
+def test_openood_equals_its_rule_on_random_cases_with_ties():
+    differs_from_kth = 0
+    for s_id, s_ood in random_cases(2, 300):
+        ours = fpr_at_ood_recall(np.r_[np.ones(len(s_id), int), np.zeros(len(s_ood), int)], np.r_[s_id, s_ood])
+        assert ours == indep_openood(s_id, s_ood)
+        differs_from_kth += ours != kth_ood_openood(s_id, s_ood)
+    assert differs_from_kth < 10  # only where dropped points matter (ties)
+    rng = np.random.default_rng(3)
+    for _ in range(30):  # no ties: no point dropping can change the value
+        s_id, s_ood = rng.normal(0, 1, int(rng.integers(5, 300))), rng.normal(-1, 1, int(rng.integers(5, 300)))
+        assert ood_metrics(s_id, s_ood, "openood")["fpr95"] == kth_ood_openood(s_id, s_ood)
+
+
+def test_openood_tie_quirk_of_roc_point_dropping():
+    # 20 OOD each tied with one ID, plus 80 clearly-ID images: equal collinear steps around 95% OOD recall.
+    # The k-th-largest definition gives 19/100; OpenOOD's code (default drop_intermediate) gives 20/100.
+    s_ood = np.arange(20.0)
+    s_id = np.r_[np.arange(20.0), 100.0 + np.arange(80.0)]
+    assert kth_ood_openood(s_id, s_ood) == 0.19
+    assert ood_metrics(s_id, s_ood, "openood")["fpr95"] == 0.20

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
+import re
+
 import pytest
 
 from oodbench.errors import OodbenchError
@@ -91,3 +93,75 @@ def test_describe():
     assert describe(list[int]) == "list of int"
     assert describe(int | None) == "int or none"
     assert describe(Literal["a", "b"]) == "one of 'a', 'b'"
+
+
+# --------------------------------------------------------------------------------------------- domains
+def _numeric(hint) -> bool:
+    import typing
+
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    return any(a in (int, float) for a in args)
+
+
+def test_every_method_declares_the_domain_of_its_numbers_and_marks_its_templates():
+    import dataclasses
+    import typing
+
+    from oodbench.scorer import METHODS
+
+    for name, cls in METHODS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if _numeric(hints[f.name]):
+                assert "domain" in f.metadata, f"{name}.{f.name} declares no domain (use oodbench.params.param)"
+            if "template" in f.name and hints[f.name] is str:
+                assert f.metadata.get("template"), f"{name}.{f.name} is not marked as a template"
+
+
+OUT_OF_DOMAIN = [
+    ("msp", "logit_scale", "0", "> 0"),
+    ("mcm", "temperature", "-1", "> 0"),
+    ("mcm", "temperature", "inf", "> 0"),
+    ("neglabel", "percentile", "1.5", "in [0, 1]"),
+    ("neglabel", "eta", "0", "in (0, 1]"),
+    ("neglabel", "groups", "0", ">= 1"),
+    ("neglabel", "num_negatives", "0", ">= 1"),
+    ("neglabel", "temperature", "0", "> 0"),
+    ("neglabel", "noun_template", "the {} {}", "exactly one '{}'"),
+    ("zoc-lite", "k", "0", ">= 1"),
+    ("zoc-lite", "scale", "-5", "> 0"),
+    ("zoc-lite", "max_id_cosine", "1.01", "in [-1, 1]"),
+    ("zoc-lite", "template", "a {kind} of {}", "exactly one '{}'"),
+    ("clipn-ctw", "scale", "0", "> 0"),
+    ("clipn-atd", "scale", "-100", "> 0"),
+    ("energy", "temperature", "0", "> 0"),
+    ("gen", "gamma", "1", "in (0, 1)"),
+    ("gen", "top_k", "0", ">= 1"),
+    ("csp", "eta", "0", "in (0, 1]"),
+    ("csp", "max_cosine", "1.5", "in [-1, 1]"),
+    ("csp", "noun_templates", "a {} {}", "exactly one '{}'"),
+    ("eoe", "beta", "-1", ">= 0"),
+    ("eoe", "template", "a {kind} of {}", "exactly one '{}'"),
+    ("gl-mcm", "lambda_local", "-0.5", ">= 0"),
+]
+
+
+@pytest.mark.parametrize("method, name, value, domain", OUT_OF_DOMAIN)
+def test_values_outside_a_domain_are_refused(method, name, value, domain):
+    from oodbench.scorer import METHODS
+
+    cls = METHODS.get(method)
+    with pytest.raises(OodbenchError, match=re.escape(domain)):
+        cls.from_params({name: value})
+    cls.from_params({})  # the defaults are inside every domain
+
+
+def test_domains_are_shown_with_the_parameters():
+    import dataclasses
+
+    from oodbench.cli import _domain
+    from oodbench.scorer import METHODS
+
+    fields = {f.name: f for f in dataclasses.fields(METHODS.get("neglabel"))}
+    assert _domain(fields["percentile"]) == " (in [0, 1])" and _domain(fields["groups"]) == " (>= 1)"
+    assert _domain(fields["seed"]) == "" and _domain(fields["output"]) == ""

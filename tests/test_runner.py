@@ -176,3 +176,26 @@ def test_methods_may_exclude_more_word_files(tmp_path):
     words.write_text("teapot\n")
     lex = _lexicon_loader(dataclasses.replace(cfg, words_file=words))(exclude=["noun.person"])
     assert lex.words == ["teapot"]  # a word file has no files to exclude
+
+
+def test_set_ups_whose_numbers_mean_nothing_are_warned_about_and_recorded(tmp_path, caplog):
+    from testkit import write_images
+
+    one_class = write_images(tmp_path / "id" / "cat", 6, (200, 40, 40), seed=1)
+    (tmp_path / "mixed").mkdir()
+    for p in one_class[:2]:  # two ID files linked into an OOD folder
+        (tmp_path / "mixed" / p.name).symlink_to(p)
+    write_images(tmp_path / "mixed" / "own", 3, (40, 40, 200), seed=2)
+    spec = custom_benchmark(f"folder:{tmp_path / 'id'}", [f"folder:{tmp_path / 'id'}", f"folder:{tmp_path / 'mixed'}"])
+    cfg = RunConfig(methods=["mcm"], benchmark=spec, backbone=BackboneSpec(TINY, "none"), data=DataContext(),
+                    store=FeatureStore(tmp_path / "cache"), out_dir=tmp_path / "out", workers=0, batch_size=8,
+                    verify_content=True)
+    result = run(cfg)[0]
+    warnings = result.provenance["warnings"]
+    assert len(warnings) == 3
+    assert "single class" in warnings[0]
+    assert "is the same folder as the ID set" in warnings[1]
+    assert "shares 2 of its 5 files with the ID set" in warnings[2]
+    assert all(w in caplog.text for w in warnings)
+    identity = result.provenance["datasets"][f"folder:{tmp_path / 'mixed'}"]
+    assert identity["covers"].endswith("content") and len(identity["content_sha256"]) == 24

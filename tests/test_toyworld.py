@@ -227,6 +227,22 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_temporaries_of_a_killed_generation_are_swept(tmp_path):
+    import subprocess
+    import sys
+
+    from oodbench.files import owner_tag
+
+    pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                             text=True, check=True).stdout)  # a process that is gone now
+    host = owner_tag().split("@", 1)[1]
+    left = [tmp_path / f".tiny-far.tmp-pid{pid}@{host}-abcd1234", tmp_path / f".tiny-far.old-pid{pid}@{host}-x"]
+    for d in left:
+        (d / "images").mkdir(parents=True)
+    ensure_split(WORLD, SplitSpec("tiny-far", "far", 1), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-far"]
+
+
 def test_where_splits_go(tmp_path, monkeypatch):
     monkeypatch.delenv("OODBENCH_TOYWORLD_DIR", raising=False)
     assert toyworld_dir(DataContext(data_root=tmp_path / "root")) == tmp_path / "root" / "toyworld"

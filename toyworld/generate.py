@@ -4,7 +4,8 @@ A split is an ID set (one sub-folder per class, ImageFolder style) or an OOD set
 holds ``captions.csv`` (relative path, full caption) and a marker ``.toyworld.json`` that records the
 generator version, the world file's sha256, the seed and the split's definition; a folder whose marker
 differs is regenerated. Generation goes to a temporary sibling folder that is renamed into place when
-complete, so an interrupted run never leaves a half-written split that later reads as whole.
+complete, so an interrupted run never leaves a half-written split that later reads as whole; the
+temporary folders a killed generation left behind are removed the next time the split is looked for.
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from oodbench.files import make_temp_dir
+from oodbench.files import make_temp_dir, owner_tag, sweep_stale_temps
 from oodbench.progress import progress_bar
 from oodbench.toyworld.captions import full_caption
 from oodbench.toyworld.render import render_scene
@@ -125,13 +125,14 @@ def write_split(world: World, spec: SplitSpec, folder: Path) -> int:
 def ensure_split(world: World, spec: SplitSpec, base: Path) -> Path:
     """``base/<name>``, generated first when it is missing or was made by another generator or seed."""
     folder = base / spec.name
+    sweep_stale_temps(base, (f".{spec.name}.tmp-", f".{spec.name}.old-"))
     if is_current(world, spec, folder):
         return folder
     base.mkdir(parents=True, exist_ok=True)
     reason = "missing" if not folder.exists() else "stale (generator, world or seed changed)"
     log.info("toyworld: %s is %s; generating it into %s", spec.name, reason, folder)
     tmp = make_temp_dir(base, prefix=f".{spec.name}.tmp-")
-    old = base / f".{spec.name}.old-{os.getpid()}"
+    old = base / f".{spec.name}.old-{owner_tag()}-x"
     try:
         count = write_split(world, spec, tmp)
         if folder.exists():

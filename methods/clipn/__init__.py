@@ -9,7 +9,7 @@
 - ``data`` / ``trainer`` / ``runtime`` / ``command``: ``oodbench train clipn`` (CSV/TSV or WebDataset shards,
   torchrun/DDP, AMP, exact ``--resume``);
 - ``checkpoint``: oodbench's compact safetensors files, the released checkpoints, training state;
-- ``prompts.txt``: the 128 positive templates and the hand-crafted "no" pool.
+- ``prompts.txt``: the reference's 128 positive template lines and its hand-crafted "no" pool, verbatim.
 
 Nothing registers on import: the methods ``clipn-ctw`` / ``clipn-atd`` and the trainer ``clipn`` are entry
 points (groups ``oodbench.methods`` and ``oodbench.trainers``, see ``pyproject.toml``).

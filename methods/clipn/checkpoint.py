@@ -17,12 +17,19 @@ full backbone, but the benchmark's image features come from the backbone named b
 ignored: the reference fixes the scale at 100 at inference); otherwise loading fails and names the
 first differing tensors. The released ViT-B-16 files need ``--model ViT-B-16 --pretrained
 laion2b_s34b_b88k``. ``prompt_no`` may be [P, context, width] or the mean [context, width] (LAFT's form).
-The file is read with ``torch.load(weights_only=True)``: no code is unpickled.
+Every file is read through :mod:`oodbench.safeload` (``torch.load(weights_only=True)`` forced, never a
+fallback): no code is unpickled.
 
 **Training state** (``state.pt`` beside each checkpoint's weights): optimiser, GradScaler, step, RNG
-states and the run's config, saved with plain tensors / containers only and read with
-``weights_only=True``. A checkpoint is a folder ``checkpoints/step-NNNNNNNN/`` written under a temporary
-name and renamed into place; ``checkpoints/LATEST`` names the newest complete one.
+states and the run's config, saved with plain tensors / containers only and read the same way. A
+checkpoint is a folder ``checkpoints/step-NNNNNNNN/`` holding ``clipn.safetensors``, ``state.pt``,
+``run.json`` (the facts of the run that wrote it: date, versions, paths) and ``checksums.json`` (sha256 of
+the other three), written and fsynced under a temporary name and renamed into place;
+``checkpoints/LATEST`` names the newest complete one. The weights file is deterministic: its header holds
+only what the tensors depend on (variant, backbone, run-defining settings, step, that step's losses), so
+two identical trainings, or one resumed after a kill, give byte-identical files with the same sha256.
+``--resume`` starts from the newest checkpoint whose checksums and files are intact; a damaged one is
+skipped with a warning naming it.
 """
 
 from __future__ import annotations
@@ -33,7 +40,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,8 +50,17 @@ import torch
 from torch import nn
 
 from oodbench.bundled import bundled
-from oodbench.errors import CheckpointError
-from oodbench.files import file_mode, make_temp_dir
+from oodbench.errors import CheckpointError, OodbenchError
+from oodbench.files import (
+    atomic_copy,
+    atomic_write_bytes,
+    atomic_write_text,
+    fsync_dir,
+    make_temp_dir,
+    sweep_stale_temps,
+    write_error,
+)
+from oodbench.safeload import file_kind, read_safetensors, torch_load
 from oodbench.methods.clipn.model import CLIPN, key_report
 
 log = logging.getLogger(__name__)
@@ -55,7 +70,10 @@ FORMAT_VERSION = 1
 META_KEY = "oodbench_clipn"
 WEIGHTS_NAME = "clipn.safetensors"
 STATE_NAME = "state.pt"
+RUN_NAME = "run.json"
+CHECKSUMS_NAME = "checksums.json"
 LATEST_NAME = "LATEST"
+TEMP_PREFIXES = (".tmp-", ".trash-")
 #: Identity fields worth showing when a checkpoint does not fit (precision and preprocessing do not matter).
 IDENTITY_FIELDS = ("model", "pretrained", "checkpoint", "checkpoint_sha256", "init_seed", "quick_gelu")
 
@@ -107,22 +125,14 @@ def read_checkpoint(path: Path) -> ClipnCheckpoint:
     if not path.is_file():
         raise CheckpointError(f"The CLIPN checkpoint {path} does not exist. Pass --clipn-checkpoint FILE "
                               "(a file written by `oodbench train clipn`, or a released CLIPN epoch_10.pt).")
-    with path.open("rb") as fh:
-        head = fh.read(9)  # safetensors: u64 little-endian header length, then the JSON header
-    if len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < (1 << 27):
+    if file_kind(path) == "safetensors":
         return _read_safetensors(path)
     return _read_official(path)
 
 
 def _read_safetensors(path: Path) -> ClipnCheckpoint:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta_text = (fh.metadata() or {}).get(META_KEY)
-            state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no __iter__
-    except Exception as exc:  # noqa: BLE001 - any parse failure is an unreadable file
-        raise CheckpointError(f"Could not read {path} as a safetensors file: {exc}.") from None
+    state, header = read_safetensors(path, what="CLIPN checkpoint")
+    meta_text = header.get(META_KEY)
     if meta_text is None:
         raise CheckpointError(f"{path} is a safetensors file but not a CLIPN checkpoint written by oodbench "
                               f"(no {META_KEY!r} metadata).")
@@ -135,18 +145,9 @@ def _read_safetensors(path: Path) -> ClipnCheckpoint:
 
 
 def _read_official(path: Path) -> ClipnCheckpoint:
-    try:
-        try:  # memory-mapped: a released file is ~1 GB, mostly optimiser state that is never read
-            blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as exc:
-            if "mmap" not in str(exc):  # files in torch's legacy (non-zip) format cannot be mapped
-                raise
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickled code, truncated files, other formats
-        raise CheckpointError(
-            f"Could not read {path} as a CLIPN checkpoint ({type(exc).__name__}: {str(exc)[:300]}). oodbench "
-            "reads its own clipn.safetensors and the released CLIPN torch files, with weights_only=True "
-            "(files that need code to be unpickled are refused).") from None
+    # memory-mapped: a released file is ~1 GB, mostly optimiser state that is never read
+    blob = torch_load(path, what="CLIPN checkpoint (oodbench's clipn.safetensors or a released CLIPN .pt)",
+                      mmap=True)
     state = blob.get("state_dict") if isinstance(blob, dict) else None
     if not isinstance(state, dict):
         keys = list(blob)[:10] if isinstance(blob, dict) else type(blob).__name__
@@ -250,64 +251,100 @@ def check_official_backbone(ckpt: ClipnCheckpoint, model: nn.Module, rtol: float
 
 
 # --------------------------------------------------------------------------------------------- writing
-def save_weights(path: Path, clipn: CLIPN, meta: Mapping[str, Any]) -> None:
-    """Write the trainable part of ``clipn`` and ``meta`` to ``path`` as safetensors, atomically."""
-    from safetensors.torch import save_file
+def weights_bytes(clipn: CLIPN, meta: Mapping[str, Any]) -> bytes:
+    """The safetensors bytes of ``clipn``'s trainable part with ``meta``: a function of both, nothing else."""
+    from safetensors.torch import save
 
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in clipn.no.state_dict().items()}
     full_meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "variant": clipn.variant,
                  "n_prompts": clipn.no.n_prompts, **meta}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={META_KEY: json.dumps(full_meta, sort_keys=True, default=str)})
-        os.chmod(tmp, file_mode())  # mkstemp makes 0600; the weights get ordinary permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    return save(tensors, metadata={META_KEY: json.dumps(full_meta, sort_keys=True, default=str)})
+
+
+def save_weights(path: Path, clipn: CLIPN, meta: Mapping[str, Any]) -> None:
+    """Write the trainable part of ``clipn`` and ``meta`` to ``path`` as safetensors, atomically (fsynced)."""
+    atomic_write_bytes(path, weights_bytes(clipn, meta))
 
 
 def checkpoint_meta(clipn: CLIPN, identity: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    """What a weights file's header holds: the backbone it belongs to and ``extra`` (deterministic facts only;
+    dates, versions and paths go into ``run.json``, see :func:`run_facts`)."""
+    return {"backbone": identity_summary(identity), "backbone_fingerprint": backbone_fingerprint(clipn.clip),
+            **extra}
+
+
+def run_facts(**extra: Any) -> dict[str, Any]:
+    """The facts of a run that a weights file must not depend on: date, versions, and ``extra`` (paths...)."""
+    import platform
+
     from oodbench import __version__
 
-    return {"backbone": identity_summary(identity), "backbone_fingerprint": backbone_fingerprint(clipn.clip),
-            "oodbench_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
+    return {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "oodbench_version": __version__,
+            "torch": torch.__version__, "python": platform.python_version(), **extra}
 
 
 def step_dir_name(step: int) -> str:
     return f"step-{step:08d}"
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def write_checkpoint(root: Path, step: int, clipn: CLIPN, meta: Mapping[str, Any],
-                     state: Mapping[str, Any], keep_last: int = 0) -> Path:
-    """Write ``root/checkpoints/step-N/{clipn.safetensors,state.pt}`` atomically and point LATEST at it.
+                     state: Mapping[str, Any], keep_last: int = 0, facts: Mapping[str, Any] | None = None) -> Path:
+    """Write ``root/checkpoints/step-N/`` atomically and point LATEST at it (see the module docstring).
 
     Also refreshes ``root/clipn.safetensors`` (the file to pass to ``--clipn-checkpoint``) and, with
-    ``keep_last > 0``, deletes all but the newest ``keep_last`` step folders.
+    ``keep_last > 0``, deletes all but the newest ``keep_last`` step folders. A failed write (disk full)
+    leaves the previous checkpoints as they were and is an :class:`OodbenchError` saying how to go on.
     """
     ckpts = root / "checkpoints"
-    ckpts.mkdir(parents=True, exist_ok=True)
     final = ckpts / step_dir_name(step)
-    tmp = make_temp_dir(ckpts, prefix=f".tmp-{final.name}-")
+    try:
+        ckpts.mkdir(parents=True, exist_ok=True)
+        sweep_stale_temps(ckpts, TEMP_PREFIXES)
+        tmp = make_temp_dir(ckpts, prefix=f".tmp-{final.name}-")
+    except OSError as exc:
+        raise _checkpoint_write_error(root, final, exc) from None
     try:
         save_weights(tmp / WEIGHTS_NAME, clipn, meta)
-        torch.save(dict(state), tmp / STATE_NAME)
-        if final.exists():  # a folder of an earlier, interrupted attempt at the same step
-            trash = ckpts / f".trash-{final.name}-{os.getpid()}"
-            final.rename(trash)
+        with (tmp / STATE_NAME).open("wb") as fh:
+            torch.save(dict(state), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        atomic_write_text(tmp / RUN_NAME, json.dumps(dict(facts or run_facts()), indent=1, default=str))
+        sums = {name: _sha256(tmp / name) for name in (WEIGHTS_NAME, STATE_NAME, RUN_NAME)}
+        atomic_write_text(tmp / CHECKSUMS_NAME, json.dumps(sums, indent=1, sort_keys=True))
+        fsync_dir(tmp)
+        if final.exists():  # a folder of an earlier, interrupted or damaged attempt at the same step
+            trash = make_temp_dir(ckpts, prefix=f".trash-{final.name}-")
+            final.rename(trash / final.name)
             shutil.rmtree(trash, ignore_errors=True)
         tmp.rename(final)
+        fsync_dir(ckpts)
+        atomic_write_text(ckpts / LATEST_NAME, final.name + "\n")
+        atomic_copy(final / WEIGHTS_NAME, root / WEIGHTS_NAME)
+    except OSError as exc:
+        raise _checkpoint_write_error(root, final, exc) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    _write_text_atomic(ckpts / LATEST_NAME, final.name + "\n")
-    _copy_atomic(final / WEIGHTS_NAME, root / WEIGHTS_NAME)
     if keep_last > 0:
         for old in list_checkpoints(root)[:-keep_last]:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _checkpoint_write_error(root: Path, final: Path, exc: OSError) -> OodbenchError:
+    done = latest_checkpoint(root)
+    then = (f"with --resume to continue from the last complete checkpoint, {done}" if done and done != final
+            else "with --resume" if done else "")
+    return write_error("the CLIPN checkpoint", final, exc, then=then)
 
 
 def list_checkpoints(root: Path) -> list[Path]:
@@ -331,23 +368,72 @@ def latest_checkpoint(root: Path) -> Path | None:
 
 
 def read_state(folder: Path) -> dict[str, Any]:
+    state = torch_load(folder / STATE_NAME, what="CLIPN training state")
+    if not isinstance(state, dict) or "step" not in state:
+        raise CheckpointError(f"The training state {folder / STATE_NAME} is not one written by oodbench "
+                              "(no 'step').")
+    return state
+
+
+def verify_checkpoint(folder: Path) -> None:
+    """Check a step folder against its ``checksums.json``; a :class:`CheckpointError` says what is wrong.
+
+    Folders written before checksums existed pass when their files are readable (checked by the reader).
+    """
+    record = folder / CHECKSUMS_NAME
+    if not record.is_file():
+        return
     try:
-        return torch.load(folder / STATE_NAME, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise CheckpointError(f"Could not read the training state {folder / STATE_NAME}: {exc}.") from None
+        sums = json.loads(record.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{record} is unreadable ({exc})") from None
+    for name, want in sums.items():
+        path = folder / name
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing")
+        have = _sha256(path)
+        if have != want:
+            raise CheckpointError(f"{path} has sha256 {have[:12]}..., its checksum record says {want[:12]}...")
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+@dataclass
+class ResumePoint:
+    """An intact checkpoint to continue from: its folder, training state and "no"-tower weights."""
+
+    folder: Path
+    state: dict[str, Any]
+    no_state: dict[str, torch.Tensor]
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+def resume_point(root: Path) -> ResumePoint | None:
+    """The newest intact checkpoint under ``root`` (LATEST first), skipping damaged ones with a warning.
 
+    Returns None when there is no checkpoint; raises a :class:`CheckpointError` when there are some but
+    none is intact.
+    """
+    candidates = list_checkpoints(root)[::-1]
+    latest = latest_checkpoint(root)
+    if latest is not None and latest in candidates:
+        candidates.remove(latest)
+        candidates.insert(0, latest)
+    if not candidates:
+        return None
+    problems = []
+    for folder in candidates:
+        try:
+            verify_checkpoint(folder)
+            state = read_state(folder)
+            no_state = read_checkpoint(folder / WEIGHTS_NAME).no_state
+        except CheckpointError as exc:
+            problems.append(f"{folder.name}: {exc}")
+            log.warning("checkpoint %s is damaged (%s); trying the one before it", folder, exc)
+            continue
+        if problems:
+            log.warning("resuming from %s instead of the damaged newer checkpoint(s): %s", folder.name,
+                        "; ".join(problems))
+        return ResumePoint(folder, state, no_state)
+    raise CheckpointError(f"Every checkpoint under {root / 'checkpoints'} is damaged ({'; '.join(problems)}). "
+                          "Start a new run with another --out (or delete the checkpoints folder).")
 
 
 def resolve_checkpoint(value: str | Path | None) -> Path:

@@ -55,7 +55,8 @@ def train_clipn(
         help="RandomResizedCrop(scale 0.9-1.0) as the reference; --no-augment: resize + centre crop.")]
     = True,
     quote_templates: Annotated[bool, typer.Option(
-        help="Hand-crafted variant: wrap the templates in literal quotes, as the reference read them.")]
+        help="Hand-crafted variant: the templates verbatim as the reference read them (literal "
+             "quotes, two trailing commas); --no-quote-templates strips both.")]
     = True,
     grad_checkpointing: Annotated[bool, typer.Option(help="Recompute activations of the 'no' tower.")]
     = False,

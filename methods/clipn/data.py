@@ -40,6 +40,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
+from oodbench.data.decode import bomb_hint, to_rgb
 from oodbench.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,10 @@ class CsvPairs(PairSource):
         path = str(self.root / self.images[index])  # an absolute path stays as it is
         try:
             with Image.open(path) as im:
-                image = im.convert("RGB")
-        except (OSError, ValueError) as exc:
-            raise DataError(f"Cannot read image {path} (row {index + 1} of {self.path}): {exc}. Fix or "
+                image = to_rgb(im)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            hint = f" ({bomb_hint()})" if isinstance(exc, Image.DecompressionBombError) else ""
+            raise DataError(f"Cannot read image {path} (row {index + 1} of {self.path}): {exc}{hint}. Fix or "
                             "remove that row and run again (with --resume).") from None
         return image, self.captions[index]
 
@@ -199,10 +201,11 @@ class TarPairs(PairSource):
         caption = self._read(shard, txt_off, txt_size).decode("utf-8", errors="replace").strip()
         try:
             with Image.open(io.BytesIO(self._read(shard, img_off, img_size))) as im:
-                image = im.convert("RGB")
-        except (OSError, ValueError) as exc:
+                image = to_rgb(im)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            hint = f" ({bomb_hint()})" if isinstance(exc, Image.DecompressionBombError) else ""
             raise DataError(
-                f"Cannot decode the image at byte {img_off} of {self.shards[shard]}: {exc}.") from None
+                f"Cannot decode the image at byte {img_off} of {self.shards[shard]}: {exc}{hint}.") from None
         return image, caption
 
     def fingerprint(self) -> dict[str, Any]:

@@ -7,9 +7,10 @@ them, else CLIPN's 128; the hand-crafted variant's "no" tower reads the index-al
 caches them keyed by backbone identity, checkpoint sha256, class names and templates. A second run
 with the same inputs loads the heads from the cache and never reads the checkpoint.
 
-``quote_templates`` (default true) reproduces the reference's reading quirk, literal single quotes
-around each of the built-in templates, as in the runs behind the released numbers; templates given
-through ``ctx.templates`` are used as they are.
+``quote_templates`` (default true) uses the built-in templates verbatim as the reference read them:
+literal single quotes around each, and a trailing comma on lines 35 and 99 (as in the runs behind the
+released numbers); false strips both artefacts. Templates given through ``ctx.templates`` are used as
+they are.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import torch
 
 from oodbench.hashing import sha256_file, sha256_lines
 from oodbench.methods.clipn.checkpoint import load_clipn, resolve_checkpoint
-from oodbench.methods.clipn.model import class_heads, load_prompt_pairs, quoted
+from oodbench.methods.clipn.model import class_heads, load_prompt_pairs
 from oodbench.methods.clipn.scores import atd_accepts, atd_score, ctw_accepts, ctw_score, predict_classes
+from oodbench.params import param
 from oodbench.scorer import FitContext, MethodInfo, Scorer
 
 PAPER = "Wang et al., ICCV 2023 (CLIPN: teaching CLIP to say no)"
@@ -35,19 +37,18 @@ class ClipnScorer(Scorer):
     """Shared fitting of both CLIPN scorers. ``checkpoint``: a file or a bundled CLIPN name."""
 
     checkpoint: str | None = None
-    scale: float = 100.0
+    scale: float = param(100.0, gt=0)
     quote_templates: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self._heads: tuple[torch.Tensor, torch.Tensor] | None = None
         self._provenance: dict[str, Any] = {}
 
     def fit(self, ctx: FitContext) -> None:
         path = resolve_checkpoint(self.checkpoint)
         sha = sha256_file(path, ctx.cache_dir)
-        yes_t, no_t = load_prompt_pairs()
-        if self.quote_templates:
-            yes_t, no_t = quoted(yes_t), quoted(no_t)
+        yes_t, no_t = load_prompt_pairs(verbatim=self.quote_templates)
         templates = ctx.templates_or(yes_t)
         names = list(ctx.class_names)
         key = {"backbone": ctx.backbone.identity, "checkpoint_sha256": sha,

@@ -45,8 +45,8 @@ from oodbench.methods.clipn.checkpoint import (
     WEIGHTS_NAME,
     checkpoint_meta,
     latest_checkpoint,
-    read_checkpoint,
-    read_state,
+    resume_point,
+    run_facts,
     write_checkpoint,
 )
 from oodbench.methods.clipn.data import (
@@ -58,7 +58,7 @@ from oodbench.methods.clipn.data import (
     open_pairs,
 )
 from oodbench.methods.clipn.losses import MAX_SCALE, clipn_loss
-from oodbench.methods.clipn.model import CLIPN, N_PROMPTS, VARIANTS, load_prompt_pairs, quoted
+from oodbench.methods.clipn.model import CLIPN, N_PROMPTS, VARIANTS, load_prompt_pairs
 from oodbench.methods.clipn.runtime import (
     capture_rng,
     deterministic_kernels,
@@ -70,6 +70,8 @@ log = logging.getLogger(__name__)
 
 LOG_NAME = "log.jsonl"
 CONFIG_NAME = "config.json"
+#: Facts of the training data that identify it without naming where it lies (written into the weights).
+DATA_FACTS = ("kind", "n", "size", "shards")
 #: Settings that fix what a run computes; a resumed run must keep them (the others may change).
 RUN_DEFINING = (
     "image_column", "caption_column", "separator", "model", "pretrained", "variant", "n_prompts",
@@ -117,6 +119,34 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+    def check(self) -> None:
+        """Every setting inside its domain, or an :class:`OodbenchError` naming the option (before any work)."""
+        if self.variant not in VARIANTS:
+            raise OodbenchError(
+                f"Unknown CLIPN variant {self.variant!r}. Choose one of: {', '.join(VARIANTS)}.")
+        rules: list[tuple[str, Any, Callable[[Any], bool], str]] = [
+            ("epochs", self.epochs, lambda v: v >= 1, "at least 1"),
+            ("batch_size", self.batch_size, lambda v: v >= 1, "at least 1"),
+            ("accum_steps", self.accum_steps, lambda v: v >= 1, "at least 1"),
+            ("log_every", self.log_every, lambda v: v >= 1, "at least 1"),
+            ("prompts", self.n_prompts, lambda v: v >= 1 or self.variant == "handcrafted", "at least 1"),
+            ("lr", self.lr, lambda v: math.isfinite(v) and v > 0, "a positive finite number"),
+            ("weight_decay", self.weight_decay, lambda v: math.isfinite(v) and v >= 0, "finite and >= 0"),
+            ("beta1", self.beta1, lambda v: 0 <= v < 1, "in [0, 1)"),
+            ("beta2", self.beta2, lambda v: 0 <= v < 1, "in [0, 1)"),
+            ("eps", self.eps, lambda v: math.isfinite(v) and v > 0, "a positive finite number"),
+            ("warmup", self.warmup, lambda v: v >= 0, "at least 0"),
+            ("workers", self.workers, lambda v: v >= 0, "at least 0"),
+            ("save_every", self.save_every, lambda v: v >= 0, "at least 0"),
+            ("keep_last", self.keep_last, lambda v: v >= 0, "at least 0"),
+            ("scale", self.scale, lambda v: v is None or (math.isfinite(v) and v > 0), "a positive finite number"),
+            ("max_steps", self.max_steps, lambda v: v is None or v >= 1, "at least 1"),
+        ]
+        for name, value, ok, domain in rules:
+            if not ok(value):
+                raise OodbenchError(f"--{name.replace('_', '-')} is {value}, but it must be {domain}. "
+                                    "Run `oodbench train clipn --help` for what each option means.")
 
 
 @dataclass
@@ -190,15 +220,9 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
     from oodbench.backbone import Backbone, BackboneSpec
     from oodbench.progress import progress_bar
 
+    cfg.check()
     env = setup_distributed(cfg.device)
     try:
-        if cfg.variant not in VARIANTS:
-            raise OodbenchError(
-                f"Unknown CLIPN variant {cfg.variant!r}. Choose one of: {', '.join(VARIANTS)}.")
-        for name in ("epochs", "batch_size", "accum_steps", "log_every"):
-            if getattr(cfg, name) < 1:
-                raise OodbenchError(
-                    f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}.")
         precision = resolve_precision(cfg.precision, env.device)
         if env.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -230,20 +254,20 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
         random.seed(cfg.seed + env.rank)
 
         start = 0
-        found = latest_checkpoint(out)
-        if found is not None and not cfg.resume:
+        if latest_checkpoint(out) is not None and not cfg.resume:
             raise TrainingError(f"{out} already holds checkpoints of a run. Pass --resume to continue it, or "
                                 "choose another --out.")
+        found = resume_point(out) if cfg.resume else None
         if found is not None:
-            state = read_state(found)
+            state = found.state
             check_resumable(state, cfg, env.world_size, data_fingerprint)
-            clipn.no.load_checked(read_checkpoint(found / WEIGHTS_NAME).no_state, str(found))
+            clipn.no.load_checked(found.no_state, str(found.folder))
             optimizer.load_state_dict(state["optimizer"])
             if state.get("scaler"):
                 scaler.load_state_dict(state["scaler"])
             restore_rng(state["rng"])
             start = int(state["step"])
-            log.info("resuming %s at step %d of %d", found, start, total)
+            log.info("resuming %s at step %d of %d", found.folder, start, total)
         elif cfg.resume:
             log.info("--resume: no checkpoint in %s yet, starting a new run", out)
 
@@ -256,9 +280,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
             _truncate_log(out / LOG_NAME, start)
         env.barrier()
 
-        yes_t, no_t = load_prompt_pairs()
-        if cfg.quote_templates:
-            yes_t, no_t = quoted(yes_t), quoted(no_t)
+        yes_t, no_t = load_prompt_pairs(verbatim=cfg.quote_templates)
         dataset = PairDataset(source, ImageRecipe.of_model(backbone.model, cfg.augment), cfg.seed)
         loader = torch.utils.data.DataLoader(
             dataset, batch_sampler=StepBatchSampler(plan, start, stop), num_workers=cfg.workers,
@@ -269,8 +291,12 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
             no_model = nn.parallel.DistributedDataParallel(
                 clipn.no, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
         autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-        run_meta = {"config": cfg.to_json(), "scale": scale, "steps_per_epoch": plan.steps_per_epoch,
-                    "total_steps": total, "data": data_fingerprint}
+        # The weights header holds only what the weights depend on (no paths, dates or versions), so that
+        # identical trainings give identical files; the rest of the run's facts go into run.json.
+        cfg_json = cfg.to_json()
+        run_meta = {"config": {k: cfg_json[k] for k in RUN_DEFINING}, "scale": scale,
+                    "steps_per_epoch": plan.steps_per_epoch, "total_steps": total,
+                    "data": {k: v for k, v in data_fingerprint.items() if k in DATA_FACTS}}
 
         def save(step: int, losses: dict[str, float]) -> None:
             if env.main:
@@ -282,11 +308,14 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
                          "data": data_fingerprint}
                 meta = checkpoint_meta(clipn, backbone.identity, step=step, epoch=step / plan.steps_per_epoch,
                                        losses=losses, **run_meta)
-                write_checkpoint(out, step, clipn, meta, state, keep_last=cfg.keep_last)
+                facts = run_facts(config=cfg_json, data=data_fingerprint, world_size=env.world_size,
+                                  precision_used=precision, device=str(env.device))
+                write_checkpoint(out, step, clipn, meta, state, keep_last=cfg.keep_last, facts=facts)
             env.barrier()
 
         clipn.train()
         sums = dict.fromkeys(("loss", "loss_yes", "loss_no", "loss_tso"), 0.0)
+        step_sums = dict(sums)  # this optimiser step's losses only: what a checkpoint records
         step, count, last = start, 0, {}
         t0, samples = time.perf_counter(), 0
         with progress_bar(not (cfg.progress and env.main), _info_column()) as bar, \
@@ -323,6 +352,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
                     scaler.scale(loss.total / cfg.accum_steps).backward()
                 for k, v in values.items():
                     sums[k] += v
+                    step_sums[k] += v
                 count += 1
                 samples += len(images) * env.world_size
                 if a < cfg.accum_steps - 1:
@@ -332,6 +362,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 last = {k: v / count for k, v in sums.items()}
+                step_losses = {k: v / cfg.accum_steps for k, v in step_sums.items()}
+                step_sums = dict.fromkeys(step_sums, 0.0)
                 if step % cfg.log_every == 0 or step == stop:
                     rate = samples / max(time.perf_counter() - t0, 1e-9)
                     if env.main:
@@ -347,7 +379,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | N
                 bar.update(task, completed=step)
                 if (cfg.save_every and step % cfg.save_every == 0) or step % plan.steps_per_epoch == 0 \
                         or step == stop:
-                    save(step, last)
+                    save(step, step_losses)
                 if on_step is not None:
                     on_step(step, last)
         log.info("CLIPN training stopped at step %d of %d; weights: %s", step, total, out / WEIGHTS_NAME)

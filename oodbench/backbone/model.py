@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from oodbench.backbone.activation import file_needs_quick_gelu
+from oodbench.backbone.activation import config_uses_quick_gelu, file_needs_quick_gelu, tag_needs_quick_gelu
 from oodbench.backbone.patches import encode_image_with_patches, patch_count
 from oodbench.backbone.spec import INTERPOLATIONS, PRECISIONS, BackboneSpec
 from oodbench.backbone.weights import load_weights_file, register_model_configs
@@ -108,7 +108,19 @@ class Backbone:
             identity["pretrained"] = tag or "none"
             if tag is None:
                 identity["init_seed"] = spec.seed
-        identity["quick_gelu"] = bool(quick_gelu) or model_name.endswith("-quickgelu")
+        if tag is not None:
+            needed = tag_needs_quick_gelu(model_name, tag)
+            if quick_gelu is None:
+                quick_gelu = needed
+            elif quick_gelu != needed:
+                log.warning("%s/%s was trained with %s but --%squick-gelu builds %s: its features will not "
+                            "be the published model's.", model_name, tag, "QuickGELU" if needed else "GELU",
+                            "" if quick_gelu else "no-", "QuickGELU" if quick_gelu else "GELU")
+        if quick_gelu is False and config_uses_quick_gelu(model_name):
+            raise OodbenchError(f"--no-quick-gelu cannot turn QuickGELU off for {model_name}: its open_clip "
+                                "config builds QuickGELU. Use the config without it (e.g. drop '-quickgelu').")
+        # the activation actually built: part of the identity, hence of every cache key
+        identity["quick_gelu"] = bool(quick_gelu) or config_uses_quick_gelu(model_name)
 
         kwargs: dict[str, Any] = {}
         if quick_gelu:
@@ -120,16 +132,23 @@ class Backbone:
             kwargs["image_interpolation"] = spec.interpolation
         if tag is None and pretrained_path is None:
             torch.manual_seed(spec.seed)  # "none": random weights, reproducible per seed
-        quiet = _DropMessage("No pretrained weights loaded") if pretrained_path is not None else None
-        if quiet:  # open_clip warns about random weights, but we load the file right after
-            logging.getLogger().addFilter(quiet)
+        quiet = _DropMessage("No pretrained weights loaded")
+        logging.getLogger().addFilter(quiet)  # open_clip warns about random weights; we load them right after
         try:
+            # load_weights=False: open_clip resolves (downloads) a tag and sets its preprocessing, but the
+            # file itself is read by oodbench.safeload, never by open_clip's load_checkpoint.
             model, _, preprocess = open_clip.create_model_and_transforms(
-                model_name, pretrained=tag, device="cpu", **kwargs)
+                model_name, pretrained=tag, device="cpu", load_weights=False, **kwargs)
+            if tag is not None:  # the file open_clip resolved for the tag (already downloaded: a cache hit)
+                from open_clip import factory
+
+                pretrained_path = Path(factory.download_pretrained(factory.get_pretrained_cfg(model_name, tag)))
         except RuntimeError as exc:  # tag download failed (offline) and friends
             raise OodbenchError(
                 f"Could not load pretrained weights {tag!r} for {model_name}: {exc}. Offline, download "
                 "the weights elsewhere and pass the file with --pretrained PATH.") from None
+        finally:
+            logging.getLogger().removeFilter(quiet)
         if pretrained_path is not None:
             load_weights_file(model, pretrained_path)
         model.eval().requires_grad_(False).to(device)

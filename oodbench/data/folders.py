@@ -31,23 +31,31 @@ log = logging.getLogger(__name__)
 WNID_RE = re.compile(r"^n\d{8}$")
 
 
-def locate(spec: DatasetSpec, ctx: DataContext, candidates: Sequence[str]) -> Path:
+def locate(spec: DatasetSpec, ctx: DataContext, candidates: Sequence[str], *,
+           env_of: Sequence[str] = ()) -> Path:
     """The folder of ``spec``: ``$OODBENCH_<NAME>_DIR`` or the first existing ``<root>/<candidate>``.
 
-    Raises :class:`DataError` naming every place looked at when none exists.
+    ``env_of`` names other data sets whose ``$OODBENCH_<NAME>_DIR`` points at the same folder (the
+    ImageNet subsets also follow ``$OODBENCH_IMAGENET_DIR``); the data set's own variable wins. Raises
+    :class:`DataError` naming every place looked at when none exists.
     """
-    folder = find_folder(ctx, spec.name, candidates)
-    if folder.is_dir():
-        return folder
-    env = folder_env_var(spec.name)
-    if os.environ.get(env):
-        looked = f"{folder} (from ${env})"
+    env_vars = [folder_env_var(n) for n in (spec.name, *env_of)]
+    for env in env_vars:
+        if os.environ.get(env):
+            folder = Path(os.environ[env]).expanduser()
+            if folder.is_dir():
+                return folder
+            looked = f"{folder} (from ${env})"
+            break
     else:
+        folder = find_folder(ctx, spec.name, candidates)
+        if folder.is_dir():
+            return folder
         looked = ", ".join(str(ctx.root / c) for c in candidates)
     raise DataError(
         f"Data set {spec.name!r}: no folder found; looked at {looked}. Expected layout: {spec.layout}. "
-        f"Where it comes from: {spec.source}. Put it under the data root (--data-root / $OODBENCH_DATA) "
-        f"or point ${env} at the folder itself."
+        f"What it is: {spec.description} Where it comes from: {spec.source}. Put it under the data root "
+        f"(--data-root / $OODBENCH_DATA) or point ${' or $'.join(env_vars)} at the folder itself."
     )
 
 
@@ -95,9 +103,11 @@ OOD_FOLDER_SETS: tuple[FolderSet, ...] = (
         source=f"{MOS_URL}/iNaturalist.tar.gz (md5 5be6ea8aa027d7b631916427b32cb335 per a third-party "
                "loader, unverified); extract it under the data root",
         layout="<root>/iNaturalist/images/*.jpg (flat; also accepted: <root>/iNaturalist, "
-               "<root>/ImageNet_OOD_dataset/iNaturalist[/images], <root>/ood_data/iNaturalist/images)",
+               "<root>/ImageNet_OOD_dataset/iNaturalist[/images], <root>/ood_data/iNaturalist/images, "
+               "<root>/images_largescale/inaturalist/images from OpenOOD, whose list names the same 10,000)",
         candidates=("iNaturalist/images", "iNaturalist", "ImageNet_OOD_dataset/iNaturalist/images",
-                    "ImageNet_OOD_dataset/iNaturalist", "ood_data/iNaturalist/images"),
+                    "ImageNet_OOD_dataset/iNaturalist", "ood_data/iNaturalist/images",
+                    "images_largescale/inaturalist/images"),
         expected=10_000,
     ),
     FolderSet(
@@ -161,15 +171,19 @@ OOD_FOLDER_SETS: tuple[FolderSet, ...] = (
         expected=10_000,
     ),
     FolderSet(
-        name="imagenet-r",
-        description="ImageNet-R (Hendrycks et al., ICCV 2021): renditions (art, cartoons, sketches, ...) "
-                    "of 200 ImageNet classes, 30,000 images (the authors' figure, not re-counted here). All "
-                    "of them are OOD here, as in CLIPN's CIFAR code.",
-        source="https://people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar; extract it under the data root",
-        layout="<root>/imagenet-r/<wnid>/*.jpg (also accepted: <root>/ImageNet_R, <root>/imagenet_r, "
-               "<root>/ImageNet-R)",
-        candidates=("imagenet-r", "ImageNet_R", "imagenet_r", "ImageNet-R"),
-        expected=30_000,
+        name="placesbg",
+        description="placesbg: Places365 scenes of the Waterbirds backgrounds without birds (land: bamboo "
+                    "forest, broadleaf forest; water: ocean, natural lake), built by Ming, Yin & Li (AAAI "
+                    "2022, github.com/deeplearning-wisc/Spurious_OOD) and used by MCM as the OOD set of "
+                    "Waterbirds. Its image count is not published (a user reports about 10,000; no count "
+                    "check). The released generator script (datasets/generate_placebg.py) writes only the "
+                    "water scenes as shipped, so use the authors' file, not a regenerated set.",
+        source="https://drive.google.com/file/d/1CBe9f8yHIlQnXYmNQj45DsqB5vCT6qQ6 (the placesbg archive the "
+               "MCM maintainers link in github.com/deeplearning-wisc/MCM issue #7); extract it under the "
+               "data root",
+        layout="<root>/placesbg/<class>/*.jpg (read recursively; also accepted: <root>/PlacesBG, "
+               "<root>/ood_data/placesbg)",
+        candidates=("placesbg", "PlacesBG", "ood_data/placesbg"),
     ),
 )
 
@@ -191,48 +205,62 @@ IMAGENET_CANDIDATES = ("imagenet/val", "ImageNet/val", "imagenet-1k/val", "ILSVR
 IMAGENET_VAL_IMAGES = 50_000
 
 
-def _imagenet_error(spec: DatasetSpec, folder: Path, problem: str) -> DataError:
+def layout_error(spec: DatasetSpec, folder: Path, problem: str) -> DataError:
+    """A :class:`DataError` for a folder that exists but is not laid out as ``spec`` expects."""
     return DataError(f"Data set {spec.name!r}: {problem} (in {folder}). Expected layout: {spec.layout}. "
                      f"Where it comes from: {spec.source}.")
 
 
-def _summarise(names: Sequence[str], limit: int = 5) -> str:
+def summarise(names: Sequence[str], limit: int = 5) -> str:
+    """The first ``limit`` of ``names`` and how many more there are."""
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def read_class_folders(spec: DatasetSpec, folder: Path, classes: Sequence[str], *, kind: str,
+                       exact: bool = True) -> tuple[list[Path], list[int]]:
+    """The images of the class folders ``classes`` under ``folder``, label ``i`` for ``classes[i]``.
+
+    ``kind`` says what the folder names are, for the errors (e.g. "ILSVRC-2012 wnids"). With ``exact``
+    the folder must hold exactly these class folders; otherwise other folders are ignored (an ImageNet
+    subset read from the whole val tree). Every class folder must hold at least one image.
+    """
+    present = {d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")}
+    if not present:
+        flat = list_images(folder, recursive=False)
+        raise layout_error(spec, folder, f"it holds {len(flat)} images directly and no class folders (an "
+                                         "unsorted val folder?): move each image into the folder of its "
+                                         "class first" if flat else "it holds no class folders")
+    missing = [c for c in classes if c not in present]
+    if exact and len(present) != len(classes):
+        raise layout_error(spec, folder, f"found {len(present)} class folders, expected exactly "
+                                         f"{len(classes)} ({kind})"
+                                         + (f"; missing {summarise(missing)}" if missing else ""))
+    if exact and missing:
+        unexpected = sorted(present - set(classes))
+        raise layout_error(spec, folder, f"the class folders are not the {len(classes)} {kind}: "
+                                         f"unexpected {summarise(unexpected)}; missing {summarise(missing)}")
+    if missing:
+        raise layout_error(spec, folder, f"{len(missing)} of the {len(classes)} class folders ({kind}) are "
+                                         f"missing: {summarise(missing)}")
+    files: list[Path] = []
+    labels: list[int] = []
+    empty: list[str] = []
+    for label, name in enumerate(classes):
+        images = list_images(folder / name)
+        if not images:
+            empty.append(name)
+        files += images
+        labels += [label] * len(images)
+    if empty:
+        raise layout_error(spec, folder, f"{len(empty)} class folder(s) hold no images: {summarise(empty)}")
+    return files, labels
 
 
 def open_imagenet(spec: DatasetSpec, ctx: DataContext) -> FileImageSet:
     """ImageNet-1K val: the 1000 wnid folders, labels in sorted-wnid order, curated CLIP class names."""
     folder = locate(spec, ctx, IMAGENET_CANDIDATES)
-    wnids = imagenet_wnids()
-    dirs = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not dirs:
-        flat = list_images(folder, recursive=False)
-        hint = (f"it holds {len(flat)} images directly, so it looks like the unsorted val folder: move each "
-                "image into the folder of its wnid first" if flat else "it holds no class folders")
-        raise _imagenet_error(spec, folder, hint)
-    if len(dirs) != len(wnids):
-        raise _imagenet_error(spec, folder, f"found {len(dirs)} class folders, expected exactly {len(wnids)} "
-                                            "(one per ILSVRC-2012 wnid)")
-    if dirs != wnids:
-        known, present = set(wnids), set(dirs)
-        unexpected = [d for d in dirs if d not in known]
-        missing = [w for w in wnids if w not in present]
-        raise _imagenet_error(spec, folder, "the class folders are not the 1000 ILSVRC-2012 wnids: "
-                                            f"unexpected {_summarise(unexpected)}; "
-                                            f"missing {_summarise(missing)}")
-    files: list[Path] = []
-    labels: list[int] = []
-    empty: list[str] = []
-    for label, wnid in enumerate(wnids):
-        images = list_images(folder / wnid)
-        if not images:
-            empty.append(wnid)
-        files += images
-        labels += [label] * len(images)
-    if empty:
-        raise _imagenet_error(spec, folder,
-                              f"{len(empty)} class folder(s) hold no images: {_summarise(empty)}")
+    files, labels = read_class_folders(spec, folder, imagenet_wnids(), kind="ILSVRC-2012 wnids")
     check_count(spec.name, folder, len(files), IMAGENET_VAL_IMAGES)
     return FileImageSet(spec.name, folder, files, labels, imagenet_classes())
 

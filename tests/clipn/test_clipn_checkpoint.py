@@ -149,3 +149,60 @@ def test_write_checkpoint_is_a_complete_folder_and_latest(tmp_path, tiny_backbon
         "step-00000004", "step-00000006", "step-00000008"]
     assert (tmp_path / "clipn.safetensors").is_file()
     assert not list((tmp_path / "checkpoints").glob(".tmp*"))
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_last_checkpoint_and_says_how_to_go_on(
+        tmp_path, tiny_backbone, monkeypatch):
+    import errno
+
+    from oodbench.errors import OodbenchError
+
+    clipn = trained_like(tiny_backbone.model)
+    meta = checkpoint_meta(clipn, tiny_backbone.identity)
+    write_checkpoint(tmp_path, 1, clipn, meta, {"step": 1})
+    before = (tmp_path / "clipn.safetensors").read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(OodbenchError, match=r"No space left on device.*--resume.*step-00000001"):
+        write_checkpoint(tmp_path, 2, clipn, meta, {"step": 2})
+    ckpts = tmp_path / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["LATEST", "step-00000001"]  # no temporaries
+    assert (ckpts / "LATEST").read_text().strip() == "step-00000001"
+    assert (tmp_path / "clipn.safetensors").read_bytes() == before
+
+
+def test_the_weights_file_depends_only_on_the_tensors_and_the_header_facts(tmp_path, tiny_backbone):
+    import hashlib
+    import json
+
+    from oodbench.methods.clipn.checkpoint import RUN_NAME
+
+    clipn = trained_like(tiny_backbone.model)
+    meta = checkpoint_meta(clipn, tiny_backbone.identity, step=3)
+    a = write_checkpoint(tmp_path / "a", 3, clipn, meta, {"step": 3}, facts={"created": "monday", "out": "a"})
+    b = write_checkpoint(tmp_path / "b", 3, clipn, meta, {"step": 3}, facts={"created": "tuesday", "out": "b"})
+    digest = [hashlib.sha256((p / "clipn.safetensors").read_bytes()).hexdigest() for p in (a, b)]
+    assert digest[0] == digest[1]
+    assert json.loads((b / RUN_NAME).read_text())["created"] == "tuesday"  # the run's facts live beside it
+
+
+def test_resume_skips_a_damaged_latest_checkpoint(tmp_path, tiny_backbone, caplog):
+    from oodbench.methods.clipn.checkpoint import resume_point
+
+    clipn = trained_like(tiny_backbone.model)
+    meta = checkpoint_meta(clipn, tiny_backbone.identity)
+    for step in (2, 4):
+        write_checkpoint(tmp_path, step, clipn, meta, {"step": step})
+    weights = tmp_path / "checkpoints" / "step-00000004" / "clipn.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0x01  # a flipped bit in the last tensor: still a readable file
+    weights.write_bytes(bytes(data))
+    found = resume_point(tmp_path)
+    assert found.folder.name == "step-00000002" and found.state["step"] == 2
+    assert "step-00000004" in caplog.text and "damaged" in caplog.text
+    (tmp_path / "checkpoints" / "step-00000002" / "state.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="Every checkpoint .* is damaged"):
+        resume_point(tmp_path)

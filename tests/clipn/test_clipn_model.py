@@ -11,8 +11,8 @@ from oodbench.methods.clipn.model import (
     CLIPN,
     class_heads,
     ensemble,
+    clean_template,
     load_prompt_pairs,
-    quoted,
 )
 from oodbench.prompts import class_prompts
 
@@ -22,13 +22,32 @@ def clipn(tiny_backbone):
     return CLIPN(tiny_backbone.model)
 
 
-def test_prompt_file_has_128_aligned_pairs():
+# sha256 of the reference's lines as its inference reads them ("\n"-joined, newline stripped):
+# xmed-lab/CLIPN e465074 src/prompt/prompt.txt and src/prompt/prompt_no.txt (= the hand-crafted tree's).
+REFERENCE_YES_SHA256 = "b6c115442a72f3d7167d201a02149541be98d50d99c3a905632bb177b1f09269"
+REFERENCE_NO_SHA256 = "06fa24f96e695eee96d017f3bb258be8fc5d5e22de6e20e06e07d93c9366ba80"
+
+
+def test_prompt_file_is_the_reference_lines_verbatim():
+    import hashlib
+
     yes, no = load_prompt_pairs()
-    assert len(yes) == len(no) == 128 and len(set(yes)) == 128
-    assert all(t.endswith(".") and "{}" in t for t in yes + no)
+    assert hashlib.sha256("\n".join(yes).encode()).hexdigest() == REFERENCE_YES_SHA256
+    assert hashlib.sha256("\n".join(no).encode()).hexdigest() == REFERENCE_NO_SHA256
+    assert len(yes) == len(no) == 128 and len(set(yes)) == 128 and len(set(no)) == 98
+    assert all(t.startswith("'") and "{}" in t for t in yes + no)
+    commas = [i + 1 for i, t in enumerate(yes) if t.endswith("',")]
+    assert commas == [35, 99] == [i + 1 for i, t in enumerate(no) if t.endswith("',")]
+    assert yes[34].format("tench") == "'a photo of a tench.',"
+
+
+def test_clean_templates_drop_the_reading_artefacts():
+    yes, no = load_prompt_pairs(verbatim=False)
+    assert all(t.endswith(".") and "'" not in t and "{}" in t for t in yes + no)
     assert yes[34] == "a photo of a {}." and no[34] == "a photo of no {}."
     assert yes[64 + 34] == "a photo with a {}." and no[64 + 34] == "a photo without a {}."
-    assert quoted(["a {}."]) == ["'a {}.'"]
+    assert len(set(no)) == 97  # line 35's negation now equals another line's
+    assert clean_template("'a {}.',") == clean_template("'a {}.'") == "a {}."
 
 
 def test_shapes_follow_the_backbone_and_prompt_starts_at_zero(clipn, tiny_backbone):

@@ -10,7 +10,7 @@ import oodbench.methods.clipn.scorers as scorers_mod
 from oodbench.errors import CheckpointError
 from oodbench.features import FeatureStore
 from oodbench.methods.clipn.checkpoint import checkpoint_meta, save_weights
-from oodbench.methods.clipn.model import CLIPN, class_heads, load_prompt_pairs, quoted
+from oodbench.methods.clipn.model import CLIPN, class_heads, load_prompt_pairs
 from oodbench.methods.clipn.scores import atd_score, ctw_score
 from oodbench.scorer import METHODS, FitContext
 
@@ -47,13 +47,28 @@ def test_fit_and_score_match_the_pure_functions(tmp_path, tiny_backbone, checkpo
     atd = METHODS.get("clipn-atd")(checkpoint=str(path))
     ctw.fit(ctx_for(tiny_backbone, tmp_path))
     atd.fit(ctx_for(tiny_backbone, tmp_path))
-    yes, no = class_heads(tiny_backbone, clipn.no, NAMES, quoted(load_prompt_pairs()[0]))
+    yes, no = class_heads(tiny_backbone, clipn.no, NAMES, load_prompt_pairs()[0])
     feats = F.normalize(torch.randn(9, yes.shape[1], generator=torch.Generator().manual_seed(1)), dim=-1)
     assert torch.allclose(ctw.score(feats), ctw_score(feats, yes, no), atol=1e-5)
     assert torch.allclose(atd.score(feats), atd_score(feats, yes, no), atol=1e-5)
     assert ctw.decide(feats).dtype == torch.bool and atd.decide(feats).shape == (9,)
     assert torch.equal(ctw.predict_classes(feats), (feats @ yes.T).argmax(-1))
     assert ctw.provenance()["variant"] == "learnable" and ctw.provenance()["n_templates"] == 128
+
+
+def test_yes_heads_are_built_as_the_reference_builds_them(tmp_path, tiny_backbone, checkpoint):
+    # merge_yes_no_feature: per class, tokenize line.format(name) for every raw line, encode with the
+    # frozen tower, L2-normalise, sum, normalise.
+    path, _ = checkpoint
+    ctw = METHODS.get("clipn-ctw")(checkpoint=str(path))
+    ctw.fit(ctx_for(tiny_backbone, tmp_path))
+    lines = load_prompt_pairs()[0]
+    with torch.no_grad():
+        want = torch.stack([
+            F.normalize(F.normalize(tiny_backbone.model.encode_text(
+                tiny_backbone.tokenizer([ln.format(name) for ln in lines])), dim=-1).sum(0), dim=0)
+            for name in NAMES])
+    assert torch.allclose(ctw.heads()[0], want, atol=1e-5)  # float32 sums in another order
 
 
 def test_heads_are_cached_and_the_checkpoint_is_not_read_again(tmp_path, tiny_backbone, checkpoint,
@@ -97,7 +112,7 @@ def test_handcrafted_checkpoint_uses_the_no_pool(tmp_path, tiny_backbone):
     atd = METHODS.get("clipn-atd")(checkpoint=str(path))
     atd.fit(ctx_for(tiny_backbone, tmp_path))
     yes_t, no_t = load_prompt_pairs()
-    _, want_no = class_heads(tiny_backbone, clipn.no, NAMES, quoted(yes_t), quoted(no_t))
+    _, want_no = class_heads(tiny_backbone, clipn.no, NAMES, yes_t, no_t)
     assert torch.allclose(atd.heads()[1], want_no, atol=1e-5)
     assert atd.provenance()["variant"] == "handcrafted"
 

@@ -112,7 +112,7 @@ def test_training_lowers_the_loss(tmp_path, pairs_csv):
 
 
 @pytest.mark.slow
-def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, caplog):
     pairs_csv = write_pairs_csv(tmp_path / "pairs", 24)
     full = train(config(pairs_csv, tmp_path / "full"))  # 2 epochs x 3 steps
 
@@ -132,6 +132,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
     resumed = train(replace(cfg, resume=True))
     assert resumed.step == full.step == 6
     assert_same_weights(full.weights, resumed.weights)
+    assert sha256(full.weights) == sha256(resumed.weights)  # byte-identical files, not only equal tensors
     log = [json.loads(line)["step"] for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
     assert log == list(range(1, 7))  # the interrupted attempt's step 5 was dropped, then redone
 
@@ -139,6 +140,45 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
     short = train(config(pairs_csv, tmp_path / "short", max_steps=2))
     assert short.step == 2
     assert_same_weights(train(config(pairs_csv, tmp_path / "short", resume=True)).weights, full.weights)
+
+    # a damaged latest checkpoint: --resume says so, goes back to the one before, and still ends equal
+    cut = config(pairs_csv, tmp_path / "damaged", save_every=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cut, on_step=crash)
+    (tmp_path / "damaged" / "checkpoints" / "step-00000004" / "state.pt").write_bytes(b"")
+    with caplog.at_level("WARNING"):
+        again = train(replace(cut, resume=True))
+    assert "step-00000004" in caplog.text and "resuming from step-00000003" in caplog.text  # the end of epoch 1
+    assert sha256(again.weights) == sha256(full.weights)
+
+
+def sha256(path):
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--lr", "-0.001", "--lr is -0.001, but it must be a positive finite number"),
+    ("--lr", "nan", "--lr is nan, but it must be a positive finite number"),
+    ("--beta2", "1.0", "--beta2 is 1.0, but it must be in [0, 1)"),
+    ("--eps", "0", "--eps is 0.0, but it must be a positive finite number"),
+])
+def test_settings_outside_their_domain_are_refused_before_any_work(tmp_path, option, value, message):
+    import typer
+
+    from oodbench.cli import _Group
+    from oodbench.methods.clipn.command import train_clipn
+
+    app = typer.Typer(cls=_Group)
+    app.command()(train_clipn)
+    app.command("noop")(lambda: None)  # two commands: the group (and its error handling) is used
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train-clipn", "--data", str(tmp_path / "missing.csv"), "--out", str(out),
+                                      "--model", "oodbench-tiny", "--pretrained", "none", option, value])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert not out.exists()
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, pairs_csv, monkeypatch):

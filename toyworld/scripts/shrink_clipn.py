@@ -13,14 +13,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from safetensors import safe_open
 from safetensors.torch import save_file
+
+from oodbench.safeload import read_safetensors
 
 
 def shrink(src: Path, dst: Path) -> None:
-    with safe_open(str(src), "pt") as fh:
-        metadata = fh.metadata() or {}
-        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    tensors, metadata = read_safetensors(src, what="CLIPN checkpoint")
     tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in tensors.items()}
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_suffix(".tmp")
