@@ -37,7 +37,8 @@ DEFAULT_TEMPLATES = ["a photo of a {}"]
 
 def cosine_logits(image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
     """``[N, C]`` float64 cosines ``image @ text.T`` of L2-normalised features, on the images' device."""
-    if image_features.ndim != 2 or text_features.ndim != 2 or image_features.shape[1] != text_features.shape[1]:
+    if (image_features.ndim != 2 or text_features.ndim != 2
+            or image_features.shape[1] != text_features.shape[1]):
         raise ValueError(f"image features {tuple(image_features.shape)} and text features "
                          f"{tuple(text_features.shape)} must be 2-D with the same feature dimension")
     if text_features.shape[0] == 0:

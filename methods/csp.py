@@ -118,8 +118,9 @@ def build_csp_pool(words: Iterable[tuple[str, str]], superclass_templates: Seque
 
 
 # ---------------------------------------------------------------------------------------- selection
-def csp_selection_values(candidate_features: torch.Tensor, id_features: torch.Tensor, percentile: float = 0.95,
-                         max_cosine: float | None = 0.95, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def csp_selection_values(candidate_features: torch.Tensor, id_features: torch.Tensor,
+                         percentile: float = 0.95, max_cosine: float | None = 0.95,
+                         dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Per candidate, ``q_i = Q_p(cos(v_i, e_c))`` over the ID classes, or 1.0 if ``max_c cos > max_cosine``.
 
     ``Q_p`` is ``torch.quantile`` (linear interpolation between order statistics). A low q means far from
@@ -173,7 +174,8 @@ def select_csp_negatives(candidate_features: torch.Tensor, id_features: torch.Te
     """
     is_phrase = torch.as_tensor(is_phrase, dtype=torch.bool).cpu()
     if is_phrase.shape != (candidate_features.shape[0],):
-        raise ValueError(f"is_phrase has shape {tuple(is_phrase.shape)}, expected ({candidate_features.shape[0]},)")
+        raise ValueError(f"is_phrase has shape {tuple(is_phrase.shape)}, "
+                         f"expected ({candidate_features.shape[0]},)")
     q = csp_selection_values(candidate_features, id_features, percentile, max_cosine, dtype)
     return lowest_per_part(q, is_phrase, eta)
 
@@ -192,16 +194,13 @@ def lowest_per_part(values: torch.Tensor, is_phrase: torch.Tensor, eta: float = 
 
 def _check_dims(a: torch.Tensor, b: torch.Tensor) -> None:
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"features {tuple(a.shape)} and {tuple(b.shape)} must be 2-D with the same dimension")
+        raise ValueError(f"features {tuple(a.shape)} and {tuple(b.shape)} must be 2-D with the same "
+                         "dimension")
     if b.shape[0] == 0:
         raise ValueError("no features to compare with")
 
 
 # ----------------------------------------------------------------------------------------- plumbing
-def _default(key: str) -> Any:
-    return field(default_factory=lambda: list(prompt_data()[key]))
-
-
 @dataclass
 class CSP(Scorer):
     """CSP with the reference defaults (see the module docstring).
@@ -226,10 +225,11 @@ class CSP(Scorer):
     groups: int = param(100, ge=1)
     temperature: float = param(0.01, gt=0)
     seed: int = param(0)
-    noun_templates: list[str] = _default("noun_templates")
-    phrase_templates: list[str] = _default("phrase_templates")
-    superclass_templates: list[str] = _default("superclass_templates")
-    exclude: list[str] = _default("excluded_word_files")
+    noun_templates: list[str] = field(default_factory=lambda: list(prompt_data()["noun_templates"]))
+    phrase_templates: list[str] = field(default_factory=lambda: list(prompt_data()["phrase_templates"]))
+    superclass_templates: list[str] = field(
+        default_factory=lambda: list(prompt_data()["superclass_templates"]))
+    exclude: list[str] = field(default_factory=lambda: list(prompt_data()["excluded_word_files"]))
     selection_precision: Literal["float64", "float32"] = "float64"
     output: str = "log-odds"
 

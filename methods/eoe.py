@@ -57,8 +57,9 @@ BUNDLED_KIND = "eoe-labels"
 
 
 # ----------------------------------------------------------------------------------------- pure math
-def eoe_score(image_features: torch.Tensor, id_text_features: torch.Tensor, outlier_text_features: torch.Tensor,
-              temperature: float = 1.0, beta: float = 0.25) -> torch.Tensor:
+def eoe_score(image_features: torch.Tensor, id_text_features: torch.Tensor,
+              outlier_text_features: torch.Tensor, temperature: float = 1.0,
+              beta: float = 0.25) -> torch.Tensor:
     """EOE's score ``max_{c<=C} p_c - beta max_j p_{C+j}``, p = softmax over [ID || outlier] cosines / T.
 
     Args:
@@ -141,12 +142,14 @@ def read_outlier_labels(path: Path | str) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise OodbenchError(f"Cannot read EOE's label file {path}: {exc}. Give a UTF-8 JSON or text file.") from None
+        raise OodbenchError(f"Cannot read EOE's label file {path}: {exc}. Give a UTF-8 JSON or text "
+                            "file.") from None
     if text.lstrip()[:1] in ("{", "["):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise OodbenchError(f"EOE's label file {path} looks like JSON but does not parse: {exc}.") from None
+            raise OodbenchError(f"EOE's label file {path} looks like JSON but does not parse: {exc}. "
+                                "Fix the file or give one label per line.") from None
         labels = labels_from_json(data, str(path))
     else:
         labels = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
@@ -157,7 +160,7 @@ def read_outlier_labels(path: Path | str) -> list[str]:
 
 
 def missing_labels_message(path: Path | str | None = None) -> str:
-    """The error text when no (or a missing) outlier-label file is given: what EOE needs and where to get it."""
+    """The error text when no (or a missing) outlier-label file is given: what EOE needs, where to get it."""
     where = f"The file {path} does not exist. " if path is not None else "No outlier-label file was given. "
     return (
         where + "EOE scores against labels of envisioned outliers that a language model wrote for the ID "
@@ -165,7 +168,8 @@ def missing_labels_message(path: Path | str | None = None) -> str:
         f"repository {RELEASED_FILES_REPO}, folder {RELEASED_FILES_DIR}/ ({RELEASED_FILES_URL}), named "
         f"{RELEASED_FILES_DIR}/<task>_<L>/<dataset>_<llm>_<n>.json, e.g. "
         f"{RELEASED_FILES_DIR}/far_500/ImageNet_gpt-3.5-turbo-16k_0.json for ImageNet-1K far OOD or "
-        f"{RELEASED_FILES_DIR}/near_3/ImageNet_gpt-3.5-turbo-16k_0.json for near OOD (then -p eoe.near=true). "
+        f"{RELEASED_FILES_DIR}/near_3/ImageNet_gpt-3.5-turbo-16k_0.json for near OOD (then "
+        "-p eoe.near=true). "
         "Download one and pass its path with -p eoe.labels=PATH, or write your own: a JSON object of label "
         "lists, or a text file with one label per line.")
 

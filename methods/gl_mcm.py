@@ -102,7 +102,8 @@ def glmcm_score(image_features: torch.Tensor, patch_features: torch.Tensor, text
     if lambda_local < 0:
         raise OodbenchError(f"GL-MCM's lambda_local must be non-negative; got {lambda_local}.")
     if patch_features.shape[0] != image_features.shape[0]:
-        raise ValueError(f"{image_features.shape[0]} global features but {patch_features.shape[0]} patch sets")
+        raise ValueError(f"{image_features.shape[0]} global features but {patch_features.shape[0]} sets of "
+                         "patch features")
     local = local_mcm(patch_features, text_features, temperature, dtype, device)
     return max_softmax(image_features, text_features, temperature).cpu() + lambda_local * local
 

@@ -142,7 +142,7 @@ class EntryWriter:
         _save_array(path, array)
 
     def open(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.memmap:
-        """A new ``<name>.npy`` of ``shape`` and ``dtype`` as a writable memory map, for the caller to fill."""
+        """A new ``<name>.npy`` of ``shape`` and ``dtype``: a writable memory map for the caller to fill."""
         array = np.lib.format.open_memmap(self._path(name), mode="w+", dtype=np.dtype(dtype), shape=shape)
         self._maps[name] = array
         return array

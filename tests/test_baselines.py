@@ -57,7 +57,8 @@ def test_gen_sums_the_top_k_sorted_probabilities():
                                                                           rel=1e-9)
     assert gen_score(x, t, temp, gamma, top_k=1).item() == pytest.approx(-_gen_term(0.5), rel=1e-9)
     # K larger than C: all classes
-    assert gen_score(x, t, temp, gamma, top_k=100).item() == pytest.approx(-sum(map(_gen_term, probs)), rel=1e-9)
+    all_classes = -sum(map(_gen_term, probs))
+    assert gen_score(x, t, temp, gamma, top_k=100).item() == pytest.approx(all_classes, rel=1e-9)
     # gamma matters: 0.3 instead of 0.1
     assert gen_score(x, t, temp, 0.3, top_k=1).item() == pytest.approx(-_gen_term(0.5, 0.3), rel=1e-9)
 
@@ -97,7 +98,7 @@ def test_shapes_dtype_and_blocks(monkeypatch):
     for s in whole:
         assert s.shape == (50,) and s.dtype == torch.float64
     assert gen_score(x[:0], t).shape == (0,)
-    import oodbench.methods.baselines as baselines
+    from oodbench.methods import baselines
 
     monkeypatch.setattr(baselines, "block_rows", lambda columns: 7)  # many blocks: the same scores
     for a, b in zip(whole, [energy_score(x, t), maxlogit_score(x, t), gen_score(x, t)]):
@@ -107,7 +108,7 @@ def test_shapes_dtype_and_blocks(monkeypatch):
 def test_registered_scorers_use_the_class_head(tiny_backbone):
     from oodbench.scorer import FitContext
 
-    assert METHODS.get("energy") is Energy and METHODS.get("maxlogit") is MaxLogit and METHODS.get("gen") is Gen
+    assert (METHODS.get("energy"), METHODS.get("maxlogit"), METHODS.get("gen")) == (Energy, MaxLogit, Gen)
     ctx = FitContext(backbone=tiny_backbone, class_names=["cat", "dog", "bird"], templates=None,
                      device=torch.device("cpu"), seed=0, cache=None)
     x = F.normalize(torch.randn(4, 32, generator=torch.Generator().manual_seed(1)), dim=-1)

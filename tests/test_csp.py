@@ -81,7 +81,7 @@ def test_select_keeps_floor_eta_of_each_part_by_ascending_value():
     levels = [0.5, 0.1, 0.3, 0.05, 0.4, 0.2, 0.45, 0.25, 0.15, 0.35, 0.02]
     cand = images([[v, v] for v in levels], D)
     is_phrase = torch.tensor([False] * 7 + [True] * 4)
-    idx = csp.select_csp_negatives(cand, ids, is_phrase, eta=0.3)  # floor(2.1) = 2 nouns, floor(1.2) = 1 phrase
+    idx = csp.select_csp_negatives(cand, ids, is_phrase, eta=0.3)  # floor(2.1) = 2 nouns, floor(1.2) = 1
     assert idx.tolist() == [3, 1, 10]
     with pytest.raises(OodbenchError):
         csp.select_csp_negatives(cand, ids, is_phrase, eta=0.0)
@@ -106,7 +106,8 @@ def test_score_is_neglabels_grouped_mass_with_the_dropped_tail():
     assert scorer.score(x).item() == pytest.approx(expected, rel=1e-6)
     scorer.output = "log-odds"
     assert scorer.score(x).item() == pytest.approx(math.log(expected / (1 - expected)), abs=2e-6)
-    torch.testing.assert_close(scorer.score(x), neglabel_log_odds(x, basis(2, D), basis(7, D)[2:], temp, 2, seed))
+    direct = neglabel_log_odds(x, basis(2, D), basis(7, D)[2:], temp, 2, seed)
+    torch.testing.assert_close(scorer.score(x), direct)
 
 
 def test_parameters_are_checked():
@@ -139,7 +140,8 @@ def make_ctx(backbone, store=None, calls=None):
 
 
 def _raw_ensemble(backbone, labels, templates):
-    raw = backbone.encode_texts([t.format(w) for w in labels for t in templates], use_cache=False, normalize=False)
+    prompts = [t.format(w) for w in labels for t in templates]
+    raw = backbone.encode_texts(prompts, use_cache=False, normalize=False)
     return F.normalize(raw.view(len(labels), len(templates), -1).mean(dim=1), dim=-1)
 
 

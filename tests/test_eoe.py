@@ -37,7 +37,8 @@ def test_defaults_are_t1_beta_quarter():
     cos = [0.3, 0.1, 0.25]
     p = _softmax(cos, 1.0)
     x = images([cos], D)
-    assert eoe.eoe_score(x, basis(2, D), basis(3, D)[2:]).item() == pytest.approx(p[0] - 0.25 * p[2], rel=1e-12)
+    got = eoe.eoe_score(x, basis(2, D), basis(3, D)[2:]).item()
+    assert got == pytest.approx(p[0] - 0.25 * p[2], rel=1e-12)
     assert (eoe.EOE().temperature, eoe.EOE().beta) == (1.0, 0.25)
 
 

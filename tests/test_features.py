@@ -208,9 +208,8 @@ def test_entries_written_in_place(tmp_path):
     data[-3] ^= 0x10
     path.write_bytes(bytes(data))
     assert store.load("patches", {"k": 1}) is None and store.damaged == 1
-    with pytest.raises(KeyboardInterrupt):
-        with store.writing("patches", {"k": 2}) as entry:
-            entry.open("patches", (4, 3, 2), np.float16)[:2] = 1
-            raise KeyboardInterrupt  # interrupted half-way: nothing is left
+    with pytest.raises(KeyboardInterrupt), store.writing("patches", {"k": 2}) as entry:
+        entry.open("patches", (4, 3, 2), np.float16)[:2] = 1
+        raise KeyboardInterrupt  # interrupted half-way: nothing is left
     assert store.load("patches", {"k": 2}) is None
-    assert list((tmp_path / "patches").iterdir()) == []  # the damaged entry went, the interrupted one left nothing
+    assert list((tmp_path / "patches").iterdir()) == []  # the damaged entry went; the interrupted left none

@@ -60,7 +60,7 @@ def test_temperature_fp16_patches_and_blocks(monkeypatch):
     many = F.normalize(torch.randn(13, 5, D, generator=g), dim=-1)
     text = F.normalize(torch.randn(4, D, generator=g), dim=-1)
     whole = local_mcm(many, text)
-    import oodbench.methods.gl_mcm as gl_mcm
+    from oodbench.methods import gl_mcm
 
     monkeypatch.setattr(gl_mcm, "LOCAL_BLOCK_ELEMENTS", 1)  # blocks of one image
     torch.testing.assert_close(local_mcm(many, text), whole, rtol=0, atol=1e-7)

@@ -44,5 +44,5 @@ def image_with_cosines(cosines: list[float], dim: int) -> torch.Tensor:
 
 
 def images_with_cosines(rows: list[list[float]], dim: int) -> torch.Tensor:
-    """[len(rows), dim] unit vectors, row i with cosines rows[i] to the basis (see :func:`image_with_cosines`)."""
+    """[len(rows), dim] unit vectors; row i has the cosines rows[i] to the basis (see image_with_cosines)."""
     return torch.stack([image_with_cosines(r, dim) for r in rows])

@@ -1,6 +1,6 @@
 """Time each newer method's scoring at ImageNet scale on random features, as ratios against MCM's scoring.
 
-    python benchmarks/perf/bench_methods.py                      # 50,000 ID + 10,000 OOD, 1,000 classes, 512-d
+    python benchmarks/perf/bench_methods.py           # 50,000 ID + 10,000 OOD, 1,000 classes, 512-d
     python benchmarks/perf/bench_methods.py --patch-images 60000 --device cuda   # GL-MCM on every image
 
 What is timed (one run each, after a warm-up on 1,000 images; random unit vectors stand in for CLIP's
@@ -75,7 +75,7 @@ def main() -> None:
     n = args.id_images + args.ood_images
     images, text = rand(n, args.dim).to(dev), rand(args.classes, args.dim).to(dev)
     negatives, outliers = rand(args.csp_negatives, args.dim).to(dev), rand(args.eoe_labels, args.dim).to(dev)
-    patches = rand(args.patch_images, args.patches, args.dim).half()  # on the CPU, as memory-mapped from the cache
+    patches = rand(args.patch_images, args.patches, args.dim).half()  # on the CPU, as the cache's memory map
     log.info("device %s, %d torch threads; %d images x %d classes x %d-d", dev, torch.get_num_threads(), n,
              args.classes, args.dim)
 

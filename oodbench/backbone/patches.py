@@ -1,4 +1,4 @@
-"""Patch features: per-patch image features of an open_clip image tower, from the same pass as the global ones.
+"""Patch features: per-patch image features of an open_clip image tower, from the pass of the global ones.
 
 GL-MCM's local features (Miyai et al., IJCV 2025; ``AtsuMiyai/GL-MCM`` @ 8708a08, ``clip/model.py``
 L217-300) follow MaskCLIP: in the **last** transformer block the attention output of every token is
@@ -87,7 +87,8 @@ def _visual(model: nn.Module) -> nn.Module:
     visual = getattr(model, "visual", None)
     if visual is None:
         raise PatchFeaturesUnsupported(
-            f"{type(model).__name__} has no image tower 'visual'; patch features need an open_clip CLIP model.")
+            f"{type(model).__name__} has no image tower 'visual'; patch features need an open_clip CLIP "
+            "model.")
     return visual
 
 
@@ -115,13 +116,13 @@ def _patch_path(visual: nn.Module) -> tuple[nn.Module, Callable[[torch.Tensor], 
         pool = visual.attnpool
         return pool, lambda x: _resnet_value_path(pool, x)
     raise PatchFeaturesUnsupported(
-        f"Patch features (GL-MCM's local features) need an open_clip VisionTransformer or ModifiedResNet image "
-        f"tower; this model's is {type(visual).__name__}. Use a CLIP ViT or ResNet model, or methods that need "
-        "only global features.")
+        f"Patch features (GL-MCM's local features) need an open_clip VisionTransformer or ModifiedResNet "
+        f"image tower; this model's is {type(visual).__name__}. Use a CLIP ViT or ResNet model, or methods "
+        "that need only global features.")
 
 
 def _vit_value_path(visual: nn.Module, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """MaskCLIP value path of the last block on its input x [B, 1 + P, W] -> [B, P, D] (before normalising)."""
+    """MaskCLIP value path of the last block on its input x [B, 1 + P, W] -> [B, P, D] (not normalised)."""
     attn = block.attn
     width = x.shape[-1]
     bias = attn.in_proj_bias[2 * width:] if attn.in_proj_bias is not None else None
