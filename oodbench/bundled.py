@@ -33,11 +33,13 @@ _BY_KIND: dict[str, Registry[BundledFile]] = {}
 HINTS = {
     "clip": "Or pass an open_clip pretrained tag, a weights file, or 'none' to --pretrained.",
     "clipn": "Or pass a file: --clipn-checkpoint PATH.",
+    "eoe-labels": "Or pass a file: -p eoe.labels=PATH.",
 }
 
 
 def bundled(kind: str) -> Registry[BundledFile]:
-    """The registry of bundled files of ``kind`` (``"clip"``: CLIP weights; ``"clipn"``: CLIPN towers)."""
+    """The registry of bundled files of ``kind`` (``"clip"``: CLIP weights; ``"clipn"``: CLIPN towers;
+    ``"eoe-labels"``: EOE outlier-label files, whose ``model`` is empty)."""
     if kind not in _BY_KIND:
         _BY_KIND[kind] = Registry(f"bundled {kind} weights", hint=HINTS.get(kind, ""),
                                   sources=["oodbench.plugins:load_plugins"])

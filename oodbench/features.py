@@ -24,6 +24,7 @@ Default root: ``$OODBENCH_CACHE`` or ``~/.cache/oodbench``; ``--cache-dir`` over
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -31,7 +32,7 @@ import os
 import shutil
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,43 @@ class EntryInfo:
     meta: dict[str, Any]
 
 
+class EntryWriter:
+    """The arrays of a cache entry being written (see :meth:`FeatureStore.writing`)."""
+
+    def __init__(self, folder: Path, final: Path) -> None:
+        self.folder = folder
+        self.final = final
+        self.checksums: dict[str, dict[str, Any]] = {}
+        self._maps: dict[str, np.memmap] = {}
+
+    def _path(self, name: str) -> Path:
+        if name in self.checksums or name in self._maps:
+            raise ValueError(f"array {name!r} written twice")
+        return self.folder / f"{name}.npy"
+
+    def put(self, name: str, array: np.ndarray) -> None:
+        """Store ``array`` as ``<name>.npy``."""
+        path = self._path(name)
+        array = np.asarray(array)
+        self.checksums[name] = describe_array(array)
+        _save_array(path, array)
+
+    def open(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.memmap:
+        """A new ``<name>.npy`` of ``shape`` and ``dtype``: a writable memory map for the caller to fill."""
+        array = np.lib.format.open_memmap(self._path(name), mode="w+", dtype=np.dtype(dtype), shape=shape)
+        self._maps[name] = array
+        return array
+
+    def finish(self) -> None:
+        """Flush and fsync the memory-mapped arrays and record their checksums."""
+        for name, array in self._maps.items():
+            array.flush()
+            with (self.folder / f"{name}.npy").open("rb+") as fh:
+                os.fsync(fh.fileno())
+            self.checksums[name] = describe_array(array)
+        self._maps.clear()
+
+
 class FeatureStore:
     """Content-keyed, atomically written, self-checking array cache. ``hits``/``misses``/``damaged`` count lookups."""
 
@@ -181,24 +219,37 @@ class FeatureStore:
         """
         final = self._dir(kind, key_of(parts))
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            sweep_stale_temps(final.parent, TEMP_PREFIXES)
-            tmp = make_temp_dir(final.parent, prefix=f".tmp-{final.name}-")
+            with self.writing(kind, parts, meta) as entry:
+                for name, arr in arrays.items():
+                    entry.put(name, arr)
         except OSError as exc:
-            log.warning("could not write to the cache %s (%s); going on without caching", final.parent,
+            log.warning("could not write the cache entry %s (%s); going on without caching it", final,
                         exc.strerror or exc)
-            return final
+        return final
+
+    @contextlib.contextmanager
+    def writing(self, kind: str, parts: Mapping[str, Any],
+                meta: Mapping[str, Any] | None = None) -> Iterator[EntryWriter]:
+        """Build an entry in a temporary folder; it is checksummed and renamed into place when the block ends.
+
+        Inside the block, ``entry.put(name, array)`` stores an array and ``entry.open(name, shape, dtype)``
+        returns a writable memory map of a new ``.npy`` file for the caller to fill (arrays too large to
+        hold in memory, such as patch features); their checksums are computed when the block ends. An error
+        or interrupt inside the block leaves nothing; OS errors (disk full) propagate to the caller.
+        """
+        final = self._dir(kind, key_of(parts))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale_temps(final.parent, TEMP_PREFIXES)
+        tmp = make_temp_dir(final.parent, prefix=f".tmp-{final.name}-")
+        entry = EntryWriter(tmp, final)
         try:
-            checksums = {}
-            for name, arr in arrays.items():
-                arr = np.asarray(arr)
-                checksums[name] = describe_array(arr)
-                _save_array(tmp / f"{name}.npy", arr)
+            yield entry
+            entry.finish()
             record = {
                 "kind": kind,
                 "key_parts": dict(parts),
-                "arrays": sorted(arrays),
-                "checksums": checksums,
+                "arrays": sorted(entry.checksums),
+                "checksums": entry.checksums,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "meta": dict(meta or {}),
             }
@@ -213,13 +264,9 @@ class FeatureStore:
                 if not (final / "meta.json").is_file():
                     raise
             fsync_dir(final.parent)
-        except OSError as exc:
-            log.warning("could not write the cache entry %s (%s); going on without caching it", final,
-                        exc.strerror or exc)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-        return final
 
     def get_or_compute(self, kind: str, parts: Mapping[str, Any],
                        compute: Callable[[], Mapping[str, np.ndarray]],

@@ -11,6 +11,8 @@ import dataclasses
 import logging
 import platform
 import time
+import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -74,6 +76,7 @@ class EncodedSet:
     labels: np.ndarray
     identity: dict[str, Any]
     cached: bool
+    patches: torch.Tensor | None = None  # [N, P, D] fp16, memory-mapped; only when a method needs them
     items: list[str] = field(default_factory=list)  # stable per-image ids (ImageSet.item_ids)
 
 
@@ -126,31 +129,74 @@ def meaningless_setups(id_set: ImageSet, ood_sets: list[ImageSet]) -> list[str]:
 
 
 def encode_dataset(backbone: Backbone, dataset: ImageSet, store: FeatureStore, batch_size: int,
-                   workers: int) -> EncodedSet | None:
+                   workers: int, kinds: Collection[str] = ("global",)) -> EncodedSet | None:
     """Image features of ``dataset``, from the cache or encoded once and cached.
+
+    ``kinds``: the feature kinds the methods of the run need (``"global"``, and ``"patch"`` for GL-MCM).
+    Global features are cached under the kind ``images``; patch features ([N, P, D] fp16, memory-mapped)
+    under ``patches`` with the same key. Both come from one pass over the images: when patch features are
+    needed and missing, that pass computes both, writes the patch features straight into their cache
+    entry, and keeps the cached global features if there are any (they are the same computation).
 
     Under torchrun every process takes part in encoding; only rank 0 reads and writes the cache and
     gets the features back (the others get None).
     """
     main = world()[0] == 0
     key = {"backbone": backbone.identity, "dataset": dataset.identity}
+    want_patches = "patch" in kinds
     found = store.load("images", key) if main else None
-    if broadcast(found is not None):
+    found_patches = store.load("patches", key) if main and want_patches and found is not None else None
+    if broadcast(found is not None and (found_patches is not None or not want_patches)):
         if not main:
             return None
-        log.info("%s: %d cached image features", dataset.name, len(found["features"]))
+        log.info("%s: %d cached image features%s", dataset.name, len(found["features"]),
+                 " and patch features" if want_patches else "")
         feats = torch.from_numpy(np.array(found["features"], dtype=np.float32))
         return EncodedSet(dataset.name, feats, np.array(found["labels"]), dataset.identity, True,
-                          dataset.item_ids())
+                          _patch_tensor(found_patches), items=dataset.item_ids())
     dataset.with_transform(backbone.preprocess)
-    feats_np = backbone.encode_images(dataset, batch_size=batch_size, workers=workers,
-                                      desc=f"encoding {dataset.name}")
+    desc = f"encoding {dataset.name}"
+    if not want_patches:
+        feats_np = backbone.encode_images(dataset, batch_size=batch_size, workers=workers, desc=desc)
+        if not main:
+            return None
+        store.save("images", key, {"features": feats_np, "labels": dataset.labels},
+                   meta={"dataset": dataset.name, "backbone": backbone.slug})
+        return EncodedSet(dataset.name, torch.from_numpy(feats_np), dataset.labels, dataset.identity, False,
+                          items=dataset.item_ids())
+
     if not main:
+        backbone.encode_images(dataset, batch_size=batch_size, workers=workers, desc=desc, patches=True)
         return None
-    store.save("images", key, {"features": feats_np, "labels": dataset.labels},
-               meta={"dataset": dataset.name, "backbone": backbone.slug})
+    if found is not None:
+        log.info("%s: global features are cached, patch features are not: one pass over its %d images "
+                 "computes the patch features (the cached global features are kept)", dataset.name,
+                 len(dataset))
+    shape = (len(dataset), backbone.patch_count, backbone.embed_dim)
+    meta = {"dataset": dataset.name, "backbone": backbone.slug, "shape": list(shape)}
+    with store.writing("patches", key, meta=meta) as entry:
+        feats_np = backbone.encode_images(dataset, batch_size=batch_size, workers=workers,
+                                          desc=f"{desc} (+ patch features)",
+                                          patches=entry.open("patches", shape, np.float16))
+    if found is None:
+        store.save("images", key, {"features": feats_np, "labels": dataset.labels},
+                   meta={"dataset": dataset.name, "backbone": backbone.slug})
+    else:
+        feats_np = np.array(found["features"], dtype=np.float32)
+    patches = store.load("patches", key)
+    if patches is None:
+        raise RuntimeError(f"the patch features of {dataset.name} were written but cannot be read back")
     return EncodedSet(dataset.name, torch.from_numpy(feats_np), dataset.labels, dataset.identity, False,
-                      dataset.item_ids())
+                      _patch_tensor(patches), items=dataset.item_ids())
+
+
+def _patch_tensor(found: dict[str, np.ndarray] | None) -> torch.Tensor | None:
+    """The cached [N, P, D] fp16 patch features as a tensor over the memory map (nothing read yet)."""
+    if found is None:
+        return None
+    with warnings.catch_warnings():  # a read-only memory map: torch warns that it must not be written
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(found["patches"])
 
 
 def as_ood(enc: EncodedSet | None) -> EncodedSet | None:
@@ -205,13 +251,19 @@ def _lexicon_loader(cfg: RunConfig):  # type: ignore[no-untyped-def]
 
     cache: dict[str, Any] = {}
 
-    def load():  # type: ignore[no-untyped-def]
-        if "lex" not in cache:
+    def load(exclude: list[str] | None = None):  # type: ignore[no-untyped-def]
+        options = dict(bench.lexicon_options)
+        if exclude and cfg.words_file is None:
+            options["exclude"] = sorted({*options.get("exclude", []), *exclude})
+        elif exclude:
+            log.info("--words %s: the word files to exclude (%s) do not apply", cfg.words_file,
+                     ", ".join(exclude))
+        memo = repr(sorted(options.items()))
+        if memo not in cache:
             from oodbench.lexicon import load_lexicon
 
-            cache["lex"] = load_lexicon(bench.lexicon, dict(bench.lexicon_options), cfg.words_file,
-                                        cache_dir=cfg.store.root)
-        return cache["lex"]
+            cache[memo] = load_lexicon(bench.lexicon, options, cfg.words_file, cache_dir=cfg.store.root)
+        return cache[memo]
 
     return load
 
@@ -286,6 +338,11 @@ def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
         log.info("skipping %s: %s exists (--skip-existing)", m, paths[m])
     if not todo:
         return []
+    # Feature kinds: patch features are encoded (and cached) only when a method to run needs them; a tower
+    # without them fails here, before any work.
+    kinds = sorted({k for m in todo for k in scorers[m].features})
+    if "patch" in kinds:
+        backbone.patch_count  # noqa: B018 - raises PatchFeaturesUnsupported for towers without patches
 
     ctx = FitContext(
         backbone=backbone, class_names=class_names, templates=cfg.templates or (
@@ -303,8 +360,9 @@ def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
         fit_s[name] = time.perf_counter() - t
 
     t0 = time.perf_counter()
-    id_enc = encode_dataset(backbone, id_set, cfg.store, cfg.batch_size, cfg.workers)
-    ood_enc = [as_ood(encode_dataset(backbone, s, cfg.store, cfg.batch_size, cfg.workers)) for s in ood_sets]
+    id_enc = encode_dataset(backbone, id_set, cfg.store, cfg.batch_size, cfg.workers, kinds)
+    ood_enc = [as_ood(encode_dataset(backbone, s, cfg.store, cfg.batch_size, cfg.workers, kinds))
+               for s in ood_sets]
     encode_s = time.perf_counter() - t0
     if not env.main or id_enc is None:
         return []
@@ -393,7 +451,10 @@ def score_method(name: str, scorer: Scorer, ctx: FitContext, id_enc: EncodedSet,
 
 
 def _scores(scorer: Scorer, enc: EncodedSet) -> np.ndarray:
-    s = scorer.score(enc.features)
+    if "patch" in scorer.features:
+        s = scorer.score(enc.features, patch_features=enc.patches)
+    else:
+        s = scorer.score(enc.features)
     if s.shape != (len(enc.features),):
         raise RuntimeError(f"{scorer.name}.score returned shape {tuple(s.shape)} for {len(enc.features)} images")
     return s.detach().double().cpu().numpy()

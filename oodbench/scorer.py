@@ -20,13 +20,18 @@ with :func:`oodbench.params.param` (``temperature: float = param(1.0, gt=0)``; `
 prompt template); :meth:`Scorer.check_params` enforces them when the method is built (a subclass that
 defines ``__post_init__`` calls ``super().__post_init__()``), and :meth:`Scorer.check` may add rules that
 tie several parameters together.
+
+Feature kinds: a method declares the image features it needs in ``features`` (default ``("global",)``).
+A method that also lists ``"patch"`` (GL-MCM) gets the patch features of the same images as a keyword,
+``score(image_features, patch_features=...)``; the runner encodes and caches patch features only when such
+a method runs (see :class:`Scorer`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, get_type_hints
@@ -70,16 +75,24 @@ class FitContext:
     seed: int
     cache: FeatureStore | None
     benchmark: str = ""
-    lexicon_loader: Callable[[], Lexicon] | None = None
+    lexicon_loader: Callable[..., Lexicon] | None = None
     cache_dir: Path | None = None
 
-    def load_lexicon(self) -> Lexicon:
-        """The candidate-word lexicon of this benchmark (WordNet, toyworld's words, or ``--words``)."""
+    def load_lexicon(self, exclude: Sequence[str] = ()) -> Lexicon:
+        """The candidate-word lexicon of this benchmark (WordNet, toyworld's words, or ``--words``).
+
+        ``exclude``: word files (e.g. WordNet lexicographer files such as ``"noun.person"``) to leave out on
+        top of the benchmark's own exclusions, for a lexicon that has the option ``exclude``; the words of an
+        excluded file then take no part in the lexicon's first-seen rule. Ignored (with a log line) for a
+        ``--words`` file, which has no files to exclude.
+        """
         if self.lexicon_loader is None:
             raise OodbenchError(
                 f"Benchmark {self.benchmark!r} names no lexicon, and this method needs candidate words. "
                 "Pass --words FILE (one word per line) or use a benchmark that names one."
             )
+        if exclude:
+            return self.lexicon_loader(exclude=list(exclude))
         return self.lexicon_loader()
 
     def templates_or(self, default: list[str]) -> list[str]:
@@ -98,12 +111,25 @@ class FitContext:
         return self.cache.get_or_compute(kind, dict(key), compute, meta=meta)
 
 
+#: The kinds of image features a method may declare in :attr:`Scorer.features`.
+FEATURE_KINDS = ("global", "patch")
+
+
 @dataclass
 class Scorer(ABC):
-    """Base class of every method; subclasses are dataclasses whose fields are the parameters."""
+    """Base class of every method; subclasses are dataclasses whose fields are the parameters.
+
+    ``features`` names the image features the method needs: ``("global",)`` (the default; one [D] feature
+    per image) or ``("global", "patch")``. A method that lists ``"patch"`` is called as
+    ``score(image_features, patch_features=patches)`` with ``patches`` an [N, P, D] L2-normalised fp16
+    tensor of the same N images (P patches each; memory-mapped from the cache, so the method should read
+    it in blocks); ``predict_classes`` and ``decide`` still get the global features only. Patch features
+    are encoded and cached only for such methods; methods with global features only never pay for them.
+    """
 
     info: ClassVar[MethodInfo]
     name: ClassVar[str] = ""
+    features: ClassVar[tuple[str, ...]] = ("global",)
 
     @abstractmethod
     def fit(self, ctx: FitContext) -> None:
@@ -215,6 +241,10 @@ def as_method(name: str, cls: Any) -> type[Scorer]:
         cls = dataclass(cls)
     if not isinstance(getattr(cls, "info", None), MethodInfo):
         raise TypeError(f"method {name!r} must define `info = MethodInfo(...)`")
+    kinds = tuple(cls.features)
+    if "global" not in kinds or set(kinds) - set(FEATURE_KINDS):
+        raise TypeError(f"method {name!r} declares features {kinds}; they must include 'global' and be among "
+                        f"{FEATURE_KINDS}")
     cls.name = name
     return cls
 

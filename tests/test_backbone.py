@@ -56,6 +56,28 @@ def test_prompt_ensemble_is_normalised_mean_of_normalised(tiny_backbone):
     assert torch.allclose(got.norm(dim=-1), torch.ones(2))
 
 
+def test_unnormalised_text_features_and_csp_style_ensembles(tiny_backbone, tmp_path):
+    tokens = tiny_backbone.tokenizer(PROMPTS)
+    with torch.no_grad():
+        raw = tiny_backbone.model.encode_text(tokens)  # open_clip, full length, not normalised
+    got = tiny_backbone.encode_texts(PROMPTS, use_cache=False, normalize=False)
+    assert torch.allclose(got, raw, atol=1e-5)
+    assert got.norm(dim=-1).std() > 1e-3  # the norms differ, so the two ensemble rules differ
+    names, templates = ["cat", "dog"], ["a photo of a {}", "a drawing of the {}.", "{} in the wild"]
+    each = tiny_backbone.encode_texts([t.format(n) for n in names for t in templates], use_cache=False,
+                                      normalize=False)
+    want = F.normalize(each.view(2, 3, -1).mean(1), dim=-1)
+    got = tiny_backbone.class_text_features(names, templates, normalize_prompts=False)
+    assert torch.allclose(got, want, atol=1e-6)
+    assert (got - tiny_backbone.class_text_features(names, templates)).abs().max() > 1e-4
+    # cached under their own key: the normalised features of the same prompts are another entry
+    b = Backbone.load(BackboneSpec(TINY))
+    b.store = FeatureStore(tmp_path)
+    unit, rawc = b.encode_texts(PROMPTS), b.encode_texts(PROMPTS, normalize=False)
+    assert b.store.misses == 2 and torch.allclose(F.normalize(rawc, dim=-1), unit, atol=1e-6)
+    assert torch.equal(b.encode_texts(PROMPTS, normalize=False), rawc) and b.store.hits == 1
+
+
 def test_text_features_are_cached(tmp_path):
     b = Backbone.load(BackboneSpec(TINY))
     b.store = FeatureStore(tmp_path)

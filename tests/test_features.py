@@ -189,3 +189,27 @@ def test_a_full_disk_while_caching_is_a_warning_and_leaves_nothing(tmp_path, mon
     np.testing.assert_array_equal(got["a"], np.arange(3))
     assert "No space left on device" in caplog.text
     assert list((tmp_path / "images").iterdir()) == []
+
+
+def test_entries_written_in_place(tmp_path):
+    store = FeatureStore(tmp_path)
+    with store.writing("patches", {"k": 1}, meta={"dataset": "d"}) as entry:
+        big = entry.open("patches", (4, 3, 2), np.float16)
+        assert store.load("patches", {"k": 1}) is None  # not visible before the block ends
+        big[:] = np.arange(24).reshape(4, 3, 2)
+        entry.put("labels", np.arange(4))
+    got = store.load("patches", {"k": 1})
+    assert got["patches"].dtype == np.float16 and isinstance(got["patches"], np.memmap)
+    np.testing.assert_array_equal(got["patches"], np.arange(24).reshape(4, 3, 2))
+    np.testing.assert_array_equal(got["labels"], np.arange(4))
+    # the memory-mapped array is checksummed when the block ends: damage to it is caught on reading
+    path = store.entries("patches")[0].path / "patches.npy"
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x10
+    path.write_bytes(bytes(data))
+    assert store.load("patches", {"k": 1}) is None and store.damaged == 1
+    with pytest.raises(KeyboardInterrupt), store.writing("patches", {"k": 2}) as entry:
+        entry.open("patches", (4, 3, 2), np.float16)[:2] = 1
+        raise KeyboardInterrupt  # interrupted half-way: nothing is left
+    assert store.load("patches", {"k": 2}) is None
+    assert list((tmp_path / "patches").iterdir()) == []  # the damaged entry went; the interrupted left none

@@ -134,6 +134,15 @@ OUT_OF_DOMAIN = [
     ("zoc-lite", "template", "a {kind} of {}", "exactly one '{}'"),
     ("clipn-ctw", "scale", "0", "> 0"),
     ("clipn-atd", "scale", "-100", "> 0"),
+    ("energy", "temperature", "0", "> 0"),
+    ("gen", "gamma", "1", "in (0, 1)"),
+    ("gen", "top_k", "0", ">= 1"),
+    ("csp", "eta", "0", "in (0, 1]"),
+    ("csp", "max_cosine", "1.5", "in [-1, 1]"),
+    ("csp", "noun_templates", "a {} {}", "exactly one '{}'"),
+    ("eoe", "beta", "-1", ">= 0"),
+    ("eoe", "template", "a {kind} of {}", "exactly one '{}'"),
+    ("gl-mcm", "lambda_local", "-0.5", ">= 0"),
 ]
 
 

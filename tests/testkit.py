@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 TINY = "oodbench-tiny"
@@ -23,3 +25,24 @@ def write_images(folder: Path, n: int, colour: tuple[int, int, int], seed: int, 
         Image.fromarray(arr).save(p)
         paths.append(p)
     return paths
+
+
+# --------------------------------------------------------------------- hand-built features (float64)
+def basis(n: int, dim: int) -> torch.Tensor:
+    """The first n standard basis vectors of R^dim as float64 rows: text features with known cosines."""
+    return torch.eye(dim, dtype=torch.float64)[:n]
+
+
+def image_with_cosines(cosines: list[float], dim: int) -> torch.Tensor:
+    """A unit vector x with cos(x, e_i) = cosines[i]; the rest of its norm sits on the last axis."""
+    x = torch.zeros(dim, dtype=torch.float64)
+    x[:len(cosines)] = torch.tensor(cosines, dtype=torch.float64)
+    rest = 1.0 - sum(c * c for c in cosines)
+    assert rest >= 0 and len(cosines) < dim
+    x[-1] = math.sqrt(rest)
+    return x
+
+
+def images_with_cosines(rows: list[list[float]], dim: int) -> torch.Tensor:
+    """[len(rows), dim] unit vectors; row i has the cosines rows[i] to the basis (see image_with_cosines)."""
+    return torch.stack([image_with_cosines(r, dim) for r in rows])

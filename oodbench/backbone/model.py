@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from oodbench.backbone.activation import config_uses_quick_gelu, file_needs_quick_gelu, tag_needs_quick_gelu
+from oodbench.backbone.patches import encode_image_with_patches, patch_count
 from oodbench.backbone.spec import INTERPOLATIONS, PRECISIONS, BackboneSpec
 from oodbench.backbone.weights import load_weights_file, register_model_configs
 from oodbench.bundled import bundled
@@ -184,22 +185,40 @@ class Backbone:
         return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
     # ----------------------------------------------------------------------------- images
+    @property
+    def patch_count(self) -> int:
+        """P, patch features per image (GL-MCM's local features); raises PatchFeaturesUnsupported if none."""
+        return patch_count(self.model)
+
     @torch.no_grad()
     def encode_images(self, dataset: torch.utils.data.Dataset, batch_size: int = 128, workers: int = 0,
-                      desc: str = "encoding images") -> np.ndarray:
+                      desc: str = "encoding images", patches: np.ndarray | bool = False) -> np.ndarray:
         """[N, D] float32 L2-normalised features of ``dataset`` (items: ``(image, label, error)``).
+
+        ``patches``: ``False`` (global features only, the usual pass); or an [N, P, D] array, typically a
+        writable memory map of a cache entry (:attr:`patch_count` gives P), into which the same pass writes
+        the L2-normalised patch features (:mod:`oodbench.backbone.patches`), row i for item i, in the array's
+        dtype (fp16 in the cache); or ``True`` on the ranks other than 0 under ``torchrun``, which compute
+        their share of the patch features without keeping the result. Under ``torchrun`` every process
+        encodes a strided share and all get the whole result; patch features are then gathered in memory
+        at the end (N x P x D fp16 on each device) and written by rank 0.
 
         An item whose ``error`` is non-empty (a file that cannot be decoded) stops the run with a
         :class:`DataError` naming the file(s); nothing is returned, so nothing half-done is cached.
-        Under ``torchrun`` every process encodes a strided share and all get the whole result.
         """
         rank, size = world()
         total = len(dataset)
+        with_patches = patches is not False
+        out = patches if isinstance(patches, np.ndarray) else None
+        if out is not None and (out.ndim != 3 or out.shape[0] != total):
+            raise ValueError(f"patch array of shape {out.shape} for {total} images; expected [N, P, D]")
         shard = dataset if size == 1 else torch.utils.data.Subset(dataset, range(rank, total, size))
         loader = torch.utils.data.DataLoader(
             shard, batch_size=batch_size, shuffle=False, num_workers=workers,
             pin_memory=self.device.type == "cuda", persistent_workers=False)
         chunks: list[torch.Tensor] = []
+        patch_chunks: list[torch.Tensor] = []
+        row = 0
         with progress_bar(disable=rank != 0) as bar:
             task = bar.add_task(desc if size == 1 else f"{desc} (rank 0 of {size})", total=len(shard))
             for images, _labels, errors in loader:
@@ -208,22 +227,41 @@ class Backbone:
                     raise DataError(
                         f"{len(bad)} image(s) could not be read, e.g. {bad[0]}. Remove or replace the "
                         "file(s) and run again; nothing was cached for this data set.")
+                batch = images.to(self.device, non_blocking=True)
                 with self.autocast():
-                    feats = self.model.encode_image(images.to(self.device, non_blocking=True))
+                    if with_patches:
+                        feats, patch = encode_image_with_patches(self.model, batch)
+                    else:
+                        feats = self.model.encode_image(batch)
                 chunks.append(F.normalize(feats.float(), dim=-1))
+                if with_patches and size == 1 and out is not None:
+                    patch = patch.half() if out.dtype == np.float16 else patch  # halves the copy off the GPU
+                    out[row:row + len(images)] = patch.cpu().numpy()
+                elif with_patches:
+                    patch_chunks.append(patch.to(torch.float16))
+                row += len(images)
                 bar.advance(task, len(images))
         if not chunks and size == 1:
             raise DataError(f"No images to encode ({desc}).")
         local = torch.cat(chunks) if chunks else torch.empty(0, self.embed_dim, device=self.device)
+        if with_patches and size > 1:
+            shape = (0, self.patch_count, self.embed_dim)
+            mine = torch.cat(patch_chunks) if patch_chunks else torch.empty(shape, dtype=torch.float16,
+                                                                            device=self.device)
+            gathered = gather_rows(mine, total)
+            if out is not None:
+                out[:] = gathered.cpu().numpy().astype(out.dtype, copy=False)
         # Under torchrun each process encodes every size-th image; the rows are put back in order.
         return gather_rows(local, total).cpu().numpy().astype(np.float32, copy=False)
 
     # ----------------------------------------------------------------------------- texts
     @torch.no_grad()
     def encode_texts(self, prompts: Sequence[str], batch_size: int = 512, use_cache: bool = True,
-                     desc: str | None = None) -> torch.Tensor:
-        """[n, D] float32 L2-normalised features of ``prompts`` (CPU), cached per backbone.
+                     desc: str | None = None, normalize: bool = True) -> torch.Tensor:
+        """[n, D] float32 features of ``prompts`` (CPU), L2-normalised, cached per backbone.
 
+        ``normalize=False`` returns the text tower's raw output instead (for methods that average
+        unnormalised embeddings, such as CSP); it is cached under its own key.
         Prompts are sorted by token length and each batch runs only up to its longest prompt.
         """
         prompts = list(prompts)
@@ -231,13 +269,17 @@ class Backbone:
             raise OodbenchError("No prompts to encode.")
         if use_cache and self.store is not None and len(prompts) > 1:
             key = {"backbone": self.identity, "prompts_sha256": sha256_lines(prompts), "n": len(prompts)}
+            if not normalize:
+                key["normalize"] = False
             arrays = self.store.get_or_compute(
-                "text", key, lambda: {"features": self._encode_texts(prompts, batch_size, desc).numpy()},
+                "text", key,
+                lambda: {"features": self._encode_texts(prompts, batch_size, desc, normalize).numpy()},
                 meta={"first_prompts": prompts[:3]})
             return torch.from_numpy(np.array(arrays["features"], dtype=np.float32))
-        return self._encode_texts(prompts, batch_size, desc)
+        return self._encode_texts(prompts, batch_size, desc, normalize)
 
-    def _encode_texts(self, prompts: list[str], batch_size: int, desc: str | None) -> torch.Tensor:
+    def _encode_texts(self, prompts: list[str], batch_size: int, desc: str | None,
+                      normalize: bool = True) -> torch.Tensor:
         tokens = self.tokenizer(prompts)
         tower = self.text_tower
         lengths = tokens.argmax(dim=-1) if tower is not None else torch.zeros(len(prompts))
@@ -251,10 +293,10 @@ class Backbone:
                 batch = tokens[idx].to(self.device)
                 with self.autocast():
                     if tower is not None:
-                        feats = encode_tokens(tower, batch)
+                        feats = encode_tokens(tower, batch, normalize=normalize)
                     else:
                         feats = self.model.encode_text(batch)
-                feats = F.normalize(feats.float(), dim=-1).cpu()
+                feats = F.normalize(feats.float(), dim=-1).cpu() if normalize else feats.float().cpu()
                 if out.numel() == 0:
                     out = torch.empty(len(prompts), feats.shape[1])
                 out[idx] = feats
@@ -262,14 +304,21 @@ class Backbone:
         return out
 
     def class_text_features(self, class_names: Sequence[str], templates: Sequence[str],
-                            desc: str | None = None) -> torch.Tensor:
-        """[C, D] prompt-ensembled class embeddings: normalise each template's, average, normalise again."""
+                            desc: str | None = None, normalize_prompts: bool = True,
+                            use_cache: bool = True) -> torch.Tensor:
+        """[C, D] prompt-ensembled class embeddings, L2-normalised.
+
+        ``normalize_prompts=True`` (CLIP's rule, the default): normalise each template's embedding, average,
+        normalise again. ``False``: average the raw embeddings, then normalise (CSP's rule); the two differ
+        unless every prompt's embedding has the same norm. ``use_cache=False`` skips the text cache (for
+        very long lists whose result the caller caches itself).
+        """
         templates = list(templates)
         if not templates:
             raise OodbenchError("No prompt templates given.")
         prompts = class_prompts(class_names, templates)
-        feats = self.encode_texts(prompts, desc=desc).view(len(class_names), len(templates), -1)
-        return F.normalize(feats.mean(dim=1), dim=-1)
+        feats = self.encode_texts(prompts, desc=desc, normalize=normalize_prompts, use_cache=use_cache)
+        return F.normalize(feats.view(len(class_names), len(templates), -1).mean(dim=1), dim=-1)
 
     @property
     def logit_scale(self) -> float:
