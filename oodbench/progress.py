@@ -134,6 +134,19 @@ def progress_bar(disable: bool = False, *extra_columns) -> Progress | LogProgres
     )
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler writing to whatever ``sys.stderr`` is when a message comes (as rich's console
+    does), not to the stream there was when logging was set up (a test runner may have closed it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # type: ignore[no-untyped-def]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
 def setup_logging(verbose: int = 0) -> None:
     """oodbench's own messages at INFO; other libraries' (open_clip logs to the root) at WARNING.
 
@@ -144,7 +157,7 @@ def setup_logging(verbose: int = 0) -> None:
         handler: logging.Handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
         fmt, datefmt = "%(message)s", "[%X]"
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         fmt, datefmt = "%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"
     logging.basicConfig(
         level=logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG,
