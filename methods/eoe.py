@@ -273,7 +273,8 @@ class EOE(Scorer):
         self.outlier_features = outliers[keep].contiguous()
         self.outlier_labels = [x for x, k in zip(labels, keep.tolist()) if k]
         self._fitted = {
-            "labels_file": str(path),
+            # a bundled name, or the file's name (never a local path: results are shared)
+            "labels_file": self.labels if self.labels in bundled(BUNDLED_KIND) else path.name,
             "labels_raw": len(raw),
             "labels_used": len(self.outlier_labels),
             "labels_dropped_by_pre_filter": int((~keep).sum()),
