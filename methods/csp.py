@@ -42,13 +42,14 @@ import json
 import logging
 import math
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import torch
 
 from oodbench.errors import OodbenchError
@@ -290,6 +291,8 @@ class CSP(Scorer):
         self.id_features = id_features
         self.neg_features = candidates[idx].contiguous()
         self.negative_labels = negatives
+        self._negative_is_phrase = is_phrase[idx].tolist()
+        self._negative_values = q[idx].tolist()
         self._fitted = {
             "negatives": len(negatives),
             "noun_negatives": len(negatives) - n_phrases,
@@ -324,3 +327,16 @@ class CSP(Scorer):
 
     def provenance(self) -> dict[str, Any]:
         return dict(self._fitted)
+
+    def exports(self, image_features: Mapping[str, torch.Tensor]) -> dict[str, pd.DataFrame]:
+        """``negatives``: every mined negative label in mining order (nouns, then phrases, each by ascending
+        selection value): ``label`` (a noun, or an "adjective superclass" phrase), ``part`` (``noun`` /
+        ``phrase``), ``value`` (the percentile-quantile of its cosines to the ID classes, 1.0 for a candidate
+        the max-cosine filter removed; lower = farther from every ID class) and ``rank`` within its part."""
+        if not hasattr(self, "negative_labels"):
+            raise RuntimeError("CSP.exports called before fit")
+        table = pd.DataFrame({"label": self.negative_labels,
+                              "part": ["phrase" if p else "noun" for p in self._negative_is_phrase],
+                              "value": self._negative_values})
+        table["rank"] = table.groupby("part", sort=False).cumcount() + 1
+        return {"negatives": table}

@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from oodbench.bundled import bundled
@@ -289,6 +290,14 @@ class EOE(Scorer):
         if not hasattr(self, "outlier_features"):
             raise RuntimeError("EOE.score called before fit")
         return eoe_score(image_features, self.id_features, self.outlier_features, self.temperature, self.beta)
+
+    def exports(self, image_features: Mapping[str, torch.Tensor]) -> dict[str, pd.DataFrame]:
+        """``labels``: the envisioned outlier labels the score used, in file order after cleaning and the
+        pre-filter (``label``), with ``max_id_cosine``, each label's largest cosine to an ID class prompt."""
+        if not hasattr(self, "outlier_labels"):
+            raise RuntimeError("EOE.exports called before fit")
+        closest = (self.outlier_features.double() @ self.id_features.double().T).amax(dim=1)
+        return {"labels": pd.DataFrame({"label": self.outlier_labels, "max_id_cosine": closest.tolist()})}
 
     def predict_classes(self, image_features: torch.Tensor) -> torch.Tensor:
         return (image_features @ self.id_features.to(image_features.device).T).argmax(dim=-1)

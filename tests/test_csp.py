@@ -176,6 +176,14 @@ def test_fit_on_a_tiny_model(tiny_backbone, tmp_path):
     torch.testing.assert_close(scorer.score(x), neglabel_log_odds(x, ids, cands[idx], 0.01, 2, 0),
                                atol=1e-6, rtol=0)
     assert scorer.predict_classes(x).shape == (5,)
+    # the export lists every negative in mining order with the value that ranked it
+    table = scorer.exports({})["negatives"]
+    assert table["label"].tolist() == scorer.negative_labels
+    assert table["part"].tolist() == ["noun"] * 10 + ["phrase"] * 4
+    assert table["rank"].tolist() == list(range(1, 11)) + list(range(1, 5))
+    values = csp.csp_selection_values(cands, ids, 0.95, 0.95, torch.float64)[idx]
+    assert table["value"].tolist() == pytest.approx(values.tolist(), abs=1e-6)
+    assert table["value"][:10].is_monotonic_increasing and table["value"][10:].is_monotonic_increasing
     # a second fit reads the candidate ensembles from the cache
     hits = store.hits
     again = csp.CSP(eta=0.5, groups=2)

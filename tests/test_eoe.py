@@ -143,6 +143,10 @@ def test_fit_and_score(tiny_backbone, tmp_path):
     x = F.normalize(torch.randn(5, 32, generator=torch.Generator().manual_seed(0)), dim=1)
     torch.testing.assert_close(scorer.score(x), eoe.eoe_score(x, ids, outs), atol=1e-7, rtol=0)
     assert scorer.predict_classes(x).tolist() == (x @ ids.T).argmax(1).tolist()
+    assert prov["labels_file"] == "ImageNet_gpt_0.json"  # the file's name, never a local path
+    table = scorer.exports({})["labels"]
+    assert table["label"].tolist() == ["kettle", "violin"]
+    assert table["max_id_cosine"].tolist() == pytest.approx((outs @ ids.T).amax(1).tolist(), abs=1e-6)
     far = eoe.EOE(labels=str(f))
     far.fit(make_ctx(tiny_backbone))
     assert far.outlier_labels == ["kettle", "violin", "blue whale"]

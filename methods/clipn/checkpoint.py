@@ -60,8 +60,8 @@ from oodbench.files import (
     sweep_stale_temps,
     write_error,
 )
-from oodbench.safeload import file_kind, read_safetensors, torch_load
 from oodbench.methods.clipn.model import CLIPN, key_report
+from oodbench.safeload import file_kind, read_safetensors, torch_load
 
 log = logging.getLogger(__name__)
 
