@@ -141,7 +141,8 @@ def build_config(methods: str | Sequence[str], benchmark: str = "toyworld", *, o
                  interpolation: str | None = None, quick_gelu: bool | None = None, batch_size: int = 128,
                  workers: int | None = None, seed: int = 0, download: bool = False,
                  out: str | Path | None = None, skip_existing: bool = False, save_scores: bool = False,
-                 bootstrap: int = 1000, tag: str | None = None, verify_content: bool = False) -> RunConfig:
+                 bootstrap: int = 1000, tag: str | None = None, verify_content: bool = False,
+                 stream_repeats: int = 3) -> RunConfig:
     """The :class:`~oodbench.runner.RunConfig` of a run, as ``oodbench run`` and :func:`evaluate` build it.
 
     ``benchmark``: a suite name, a suite file, or ``folder:PATH`` (then ``ood`` is required);
@@ -174,6 +175,8 @@ def build_config(methods: str | Sequence[str], benchmark: str = "toyworld", *, o
         raise OodbenchError(f"--bootstrap takes a number of resamples (0 = no intervals); got {bootstrap}.")
     if tag is not None:
         check_tag(tag)
+    if stream_repeats < 1:
+        raise OodbenchError(f"--stream-repeats must be at least 1; got {stream_repeats}.")
     method_params = {m: dict(p) for m, p in (params or {}).items()}
     if clipn_checkpoint:
         users = [name for name in ("clipn-ctw", "clipn-atd") if name in names]
@@ -198,7 +201,7 @@ def build_config(methods: str | Sequence[str], benchmark: str = "toyworld", *, o
         skip_existing=skip_existing, fpr_convention=fpr_convention, templates=read_templates(templates),
         method_params=method_params, words_file=Path(words) if words is not None else None,
         save=out is not None, save_scores=save_scores, bootstrap=bootstrap, tag=tag,
-        verify_content=verify_content,
+        verify_content=verify_content, stream_repeats=stream_repeats,
     )
 
 
@@ -214,7 +217,8 @@ def evaluate(methods: str | Sequence[str], benchmark: str = "toyworld", *, ood: 
     ``cache_dir`` (default ``$OODBENCH_CACHE`` or ``~/.cache/oodbench``), ``device``, ``params``
     (``{"mcm": {"temperature": 2}}``); further keywords: ``precision``, ``templates``, ``words``,
     ``clipn_checkpoint``, ``fpr_convention``, ``interpolation``, ``quick_gelu``, ``batch_size``,
-    ``workers``, ``seed``, ``download``, ``verify_content``, ``bootstrap`` (resamples, 0 = none), and
+    ``workers``, ``seed``, ``download``, ``verify_content``, ``bootstrap`` (resamples, 0 = none),
+    ``stream_repeats`` (stream orders per OOD set for test-time methods), and
     ``out`` (a results folder: then result files are written as by the CLI, with ``save_scores`` and
     ``tag``).
     Features are cached, so a second call with the same backbone and data encodes nothing.

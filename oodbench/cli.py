@@ -172,6 +172,9 @@ def run(
     tag: Annotated[Optional[str], typer.Option(
         help="Name this run's variant: results go to <method>@TAG.json (default: a short hash of the "
              "non-default settings, none for a default run).")] = None,
+    stream_repeats: Annotated[int, typer.Option(
+        min=1, help="Test-time (stream) methods only: seeded stream orders per OOD set; rows give the mean "
+                    "of every metric and its std over them.")] = 3,
 ) -> None:
     """Score methods on a benchmark: one encoding pass per data set, cached, shared by all methods."""
     from oodbench.api import build_config
@@ -184,7 +187,7 @@ def run(
         fpr_convention=fpr_convention.value, interpolation=interpolation, quick_gelu=quick_gelu,
         batch_size=batch_size, workers=workers, seed=seed, download=download, out=out,
         skip_existing=skip_existing, save_scores=save_scores, bootstrap=bootstrap, tag=tag,
-        verify_content=verify_content)
+        verify_content=verify_content, stream_repeats=stream_repeats)
     results = run_benchmark(cfg)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun only rank 0 reports
@@ -208,6 +211,13 @@ def _parse_params(items: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def _cell(row: dict[str, Any]) -> str:
+    """``FPR95 / AUROC`` in %; a stream method's as ``mean±std`` over its stream orders."""
+    std = row.get("std") or {}
+    parts = [f"{row[m] * 100:.2f}" + (f"±{std[m] * 100:.2f}" if m in std else "") for m in ("fpr95", "auroc")]
+    return " / ".join(parts)
+
+
 def _print_results(results: list) -> None:  # type: ignore[type-arg]
     oods = [r["ood"] for r in results[0].rows if r["ood"] != "average"]
     table = Table(title=f"{results[0].benchmark} — {results[0].backbone['slug']}  (FPR95 ↓ / AUROC ↑, %)")
@@ -216,7 +226,7 @@ def _print_results(results: list) -> None:  # type: ignore[type-arg]
         table.add_column(o, justify="right")
     table.add_column("ID acc", justify="right")
     for r in sorted(results, key=lambda r: r.rows[-1]["fpr95"]):
-        cells = [f"{row['fpr95'] * 100:.2f} / {row['auroc'] * 100:.2f}" for row in r.rows]
+        cells = [_cell(row) for row in r.rows]
         acc = r.rows[-1].get("id_accuracy")
         table.add_row(escape(r.label), *cells, "—" if acc is None else f"{acc * 100:.2f}")
     stdout.print(table)

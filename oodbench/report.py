@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from oodbench.errors import OodbenchError
@@ -120,6 +121,9 @@ def wide_table(long: pd.DataFrame, percent: bool = True, ci: bool = False) -> pd
                     for side in ("low", "high"):
                         v = r.get(f"{metric}_ci95_{side}")
                         row[f"{col} {side}"] = float("nan") if v is None or pd.isna(v) else v * scale
+                spread = r.get(f"{metric}_std")
+                if spread is not None and not pd.isna(spread):  # a stream method: spread over stream orders
+                    row[f"{col} std"] = spread * scale
         acc = g["id_accuracy"].iloc[0]
         row["ID acc"] = None if pd.isna(acc) else acc * scale
         rows.append(row)
@@ -138,6 +142,7 @@ class Board:
     backbone: str
     table: pd.DataFrame  # method, then metric columns (numbers in percent)
     intervals: dict[str, pd.DataFrame] = field(default_factory=dict)  # column -> frame of low / high
+    spreads: dict[str, pd.Series] = field(default_factory=dict)  # column -> std over stream orders (or NaN)
 
     @property
     def title(self) -> str:
@@ -152,7 +157,7 @@ def boards(wide: pd.DataFrame, ci: bool = False) -> list[Board]:
     out = []
     for (bench, backbone), g in wide.groupby(["benchmark", "backbone"], sort=False):
         g = g.drop(columns=["benchmark", "backbone"]).reset_index(drop=True)
-        bounds = [c for c in g.columns if c.endswith((" low", " high"))]
+        bounds = [c for c in g.columns if c.endswith((" low", " high", " std"))]
         values = g.drop(columns=bounds).dropna(axis=1, how="all")
         tail = [c for c in SUMMARY if c in values.columns]
         values = values[[c for c in values.columns if c not in tail] + tail]  # per-set columns, then summary
@@ -161,7 +166,8 @@ def boards(wide: pd.DataFrame, ci: bool = False) -> list[Board]:
             for c in values.columns:
                 if f"{c} low" in g.columns and g[f"{c} low"].notna().any():
                     intervals[c] = pd.DataFrame({"low": g[f"{c} low"], "high": g[f"{c} high"]})
-        out.append(Board(str(bench), str(backbone), values, intervals))
+        spreads = {c: g[f"{c} std"] for c in values.columns if f"{c} std" in g.columns}
+        out.append(Board(str(bench), str(backbone), values, intervals, spreads))
     return out
 
 
@@ -194,19 +200,23 @@ def render(results: Iterable[ResultSet], fmt: str = "md", long: bool = False, di
 
 
 def _markdown(board: Board, digits: int) -> str:
-    if not board.intervals:
+    """Markdown table; a stream method's numbers read ``mean ± std`` (over stream orders), intervals follow."""
+    if not board.intervals and not board.spreads:
         return board.table.to_markdown(index=False, floatfmt=f".{digits}f")
     shown = board.table.astype(object)
-    for col, bounds in board.intervals.items():
-        shown[col] = [_with_interval(v, lo, hi, digits) for v, lo, hi in
-                      zip(board.table[col], bounds["low"], bounds["high"])]
+    for col in board.metric_columns():
+        bounds = board.intervals.get(col)
+        spread = board.spreads.get(col)
+        shown[col] = [_with_interval(v, *(bounds.iloc[i] if bounds is not None else (np.nan, np.nan)), digits,
+                                     spread.iloc[i] if spread is not None else np.nan)
+                      for i, v in enumerate(board.table[col])]
     return shown.to_markdown(index=False, floatfmt=f".{digits}f", colalign=["left"] + ["right"] * (shown.shape[1] - 1))
 
 
-def _with_interval(value: float, low: float, high: float, digits: int) -> str:
+def _with_interval(value: float, low: float, high: float, digits: int, spread: float = np.nan) -> str:
     if pd.isna(value):
         return ""
-    text = f"{value:.{digits}f}"
+    text = f"{value:.{digits}f}" + ("" if pd.isna(spread) else f" ± {spread:.{digits}f}")
     return text if pd.isna(low) else f"{text} [{low:.{digits}f}, {high:.{digits}f}]"
 
 

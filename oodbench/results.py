@@ -4,7 +4,8 @@ JSON layout (``format: oodbench-result/1``)::
 
     {"format", "benchmark", "backbone": {identity..., "slug"}, "method", "params",
      "rows": [{"ood": NAME, ["group"], "auroc", "fpr95", "aupr_in", "aupr_out", "id_accuracy", "n_id",
-               "n_ood", ["id_acceptance", "ood_rejection"], ["ci95": {metric: [low, high]}]}, ...,
+               "n_ood", ["id_acceptance", "ood_rejection"], ["ci95": {metric: [low, high]}],
+               ["std": {metric: spread over stream orders}]}, ...,
               [{"ood": "average-<group>", "group": GROUP, ...}, ...], {"ood": "average", ...}],
      "provenance": {versions, date, seed, fpr_convention, datasets, method facts, bootstrap, timings},
      "variant": "" | TAG | HASH, "settings": {the run's non-default settings}}
@@ -77,7 +78,7 @@ class ResultSet:
     def average_row(rows: list[dict[str, Any]], ood: str = AVERAGE) -> dict[str, Any]:
         """Arithmetic mean over OOD sets of every numeric metric (unweighted, as MCM/NegLabel report)."""
         avg: dict[str, Any] = {"ood": ood}
-        keys = [k for k in rows[0] if k not in ("ood", "group", "n_ood", "n_id", "ci95")]
+        keys = [k for k in rows[0] if k not in ("ood", "group", "n_ood", "n_id", "ci95", "std")]
         for k in keys:
             vals = [r[k] for r in rows if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)]
             avg[k] = sum(vals) / len(vals) if vals else None
@@ -92,13 +93,15 @@ class ResultSet:
         """Long-form table: one line per OOD set (and the averages) with the run's identity columns.
 
         ``method`` is the run's :attr:`label`; a row's ``ci95`` becomes ``<metric>_ci95_low`` /
-        ``<metric>_ci95_high`` columns.
+        ``<metric>_ci95_high`` columns, and a stream method's ``std`` ``<metric>_std`` columns.
         """
         rows = []
         for row in self.rows:
-            flat = {k: v for k, v in row.items() if k != "ci95"}
+            flat = {k: v for k, v in row.items() if k not in ("ci95", "std")}
             for metric, (low, high) in (row.get("ci95") or {}).items():
                 flat[f"{metric}_ci95_low"], flat[f"{metric}_ci95_high"] = low, high
+            for metric, spread in (row.get("std") or {}).items():
+                flat[f"{metric}_std"] = spread
             rows.append(flat)
         df = pd.DataFrame(rows)
         df.insert(0, "method", self.label)

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from oodbench.errors import OodbenchError
-from oodbench.params import Domain, convert
+from oodbench.params import Domain, convert, param
 from oodbench.prompts import check_template
 from oodbench.registry import Registry, entry_point_source
 
@@ -130,6 +130,8 @@ class Scorer(ABC):
     info: ClassVar[MethodInfo]
     name: ClassVar[str] = ""
     features: ClassVar[tuple[str, ...]] = ("global",)
+    #: True for test-time methods that keep state over the images they see (:class:`StreamScorer`).
+    stream: ClassVar[bool] = False
 
     @abstractmethod
     def fit(self, ctx: FitContext) -> None:
@@ -207,6 +209,46 @@ class Scorer(ABC):
                 )
             kwargs[key] = convert(value, hints.get(key, str), f"{cls.name}.{key}")
         return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class StreamScores:
+    """What a test-time method gives for one stream: per image, in stream order, its ``scores`` ([N]
+    float64, higher = more ID) and, when it classifies, its ``predictions`` ([N] int64 ID class indices)."""
+
+    scores: torch.Tensor
+    predictions: torch.Tensor | None = None
+
+
+@dataclass
+class StreamScorer(Scorer):
+    """A test-time method: it adapts to the stream of images it has seen (AdaNeg, TANL, CLIPScope).
+
+    The stream contract. For every OOD set, the runner mixes the ID set and that OOD set, shuffles them
+    with a seeded permutation (one per repeat, ``--stream-repeats``), and calls :meth:`score_stream` once
+    with the image features in that stream order. The method starts from a fresh state at each call (the
+    reset per OOD set of OpenOOD-VLM's test-time evaluator), consumes the features in batches of
+    ``batch_size`` in order (a batch is seen whole: these methods are transductive within a batch), and
+    returns one score per image in the same order; the runner puts them back in data-set order, computes
+    the metrics on the whole pass, and reports the mean over repeats with their standard deviations.
+
+    ``score`` (one stream of exactly the features given, seed 0) makes a stream method usable wherever a
+    static one is; :meth:`predict_classes` is not used (predictions come with the stream).
+    """
+
+    stream: ClassVar[bool] = True
+    batch_size: int = param(256, ge=1)
+
+    @abstractmethod
+    def score_stream(self, image_features: torch.Tensor, *, seed: int) -> StreamScores:
+        """[N, D] L2-normalised features in stream order -> :class:`StreamScores` in that order.
+
+        ``seed`` seeds whatever the method draws at random for this stream (start-up states, group
+        permutations), so each (OOD set, repeat) is reproducible.
+        """
+
+    def score(self, image_features: torch.Tensor) -> torch.Tensor:
+        return self.score_stream(image_features, seed=0).scores
 
 
 @dataclass
