@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from oodbench.errors import OodbenchError
 from oodbench.hashing import sha256_file, sha256_lines
-from oodbench.methods.common import block_rows, similarities
+from oodbench.methods.common import block_rows, group_indices, grouped_log_odds, similarities
 from oodbench.params import param
 from oodbench.prompts import fill_template, normalise_name
 from oodbench.scorer import FitContext, MethodInfo, Scorer
@@ -176,12 +176,10 @@ def neglabel_log_masses(image_features: torch.Tensor, id_text_features: torch.Te
             f"NegLabel has {m} negative label(s) but groups={groups}; every group needs at least one. "
             "Lower groups (--param neglabel.groups=N) or use a larger lexicon.")
     device = image_features.device
-    negs = neg_text_features
-    if groups > 1:
-        kept = m - m % groups  # drop the last M mod groups negatives (the least negative adjectives)
-        gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        perm = torch.randperm(kept, generator=gen)
-        negs = negs[:kept][perm.to(negs.device)]
+    # drop the last M mod groups negatives (the least negative adjectives), permute the rest (one group:
+    # no permutation, the sum does not depend on the order), arranged group after group
+    order = group_indices(m, groups, permute=groups > 1, seed=seed)
+    negs = neg_text_features[order.reshape(-1).to(neg_text_features.device)]
     ids = id_text_features.to(device, torch.float64)
     negs = negs.to(device, torch.float64)
     size = negs.shape[0] // groups
@@ -190,10 +188,8 @@ def neglabel_log_masses(image_features: torch.Tensor, id_text_features: torch.Te
     log_s, log_o = [], []
     for start in range(0, image_features.shape[0], rows):
         x = image_features[start:start + rows]
-        lse_id = torch.logsumexp(similarities(x, ids) / temperature, dim=1)
         neg_logits = similarities(x, negs) / temperature
-        lse_neg = torch.logsumexp(neg_logits.view(x.shape[0], groups, size), dim=2)
-        l = lse_id[:, None] - lse_neg
+        l = grouped_log_odds(similarities(x, ids) / temperature, neg_logits.view(x.shape[0], groups, size))
         log_s.append((torch.logsumexp(F.logsigmoid(l), dim=1) - log_g).cpu())
         log_o.append((torch.logsumexp(F.logsigmoid(-l), dim=1) - log_g).cpu())
     if not log_s:

@@ -351,7 +351,7 @@ def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
         backbone=backbone, class_names=class_names, templates=cfg.templates or (
             list(bench.templates) if bench.templates else None),
         device=backbone.device, seed=cfg.seed, cache=cfg.store, benchmark=bench.name,
-        lexicon_loader=_lexicon_loader(cfg), cache_dir=cfg.store.root)
+        lexicon_loader=_lexicon_loader(cfg), cache_dir=cfg.store.root, method_params=bench.params)
 
     # Every method's text side first: methods never need images, so a missing checkpoint or lexicon
     # fails before the (long) encoding pass.

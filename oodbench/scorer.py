@@ -77,6 +77,8 @@ class FitContext:
     benchmark: str = ""
     lexicon_loader: Callable[..., Lexicon] | None = None
     cache_dir: Path | None = None
+    #: The benchmark's parameters per method (``[params.<method>]``), for :meth:`build_method`.
+    method_params: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
     def load_lexicon(self, exclude: Sequence[str] = ()) -> Lexicon:
         """The candidate-word lexicon of this benchmark (WordNet, toyworld's words, or ``--words``).
@@ -94,6 +96,14 @@ class FitContext:
         if exclude:
             return self.lexicon_loader(exclude=list(exclude))
         return self.lexicon_loader()
+
+    def build_method(self, name: str, **overrides: Any) -> Scorer:
+        """Another method, unfitted, with this benchmark's parameters for it and ``overrides`` on top.
+
+        For a method built on another one's score (OODD on NegLabel's or MCM's). The user's ``-p`` values
+        for ``name`` do not apply: they would change this method's numbers without changing its identity.
+        """
+        return METHODS.get(name).from_params({**self.method_params.get(name, {}), **overrides})
 
     def templates_or(self, default: list[str]) -> list[str]:
         return list(self.templates) if self.templates else list(default)

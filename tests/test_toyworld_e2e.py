@@ -35,6 +35,11 @@ FLOORS = {
     "csp": (0.93, 0.97),        # (0.977, 0.994)
     "eoe": (0.92, 0.97),        # (0.966, 0.998)
     "gl-mcm": (0.78, 0.86),     # (0.850, 0.922)
+    # test-time methods: mean over the 3 stream orders (their std in brackets is ~0.002-0.007)
+    "adaneg": (0.90, 0.97),     # (0.935, 0.999)
+    "tanl": (0.88, 0.98),       # (0.918, 1.000)
+    "clipscope": (0.95, 0.80),  # (0.986, 0.844)
+    "oodd": (0.80, 0.97),       # (0.851, 0.999)
 }
 
 
@@ -47,6 +52,7 @@ def mini_results(tmp_path_factory):
     cfg = RunConfig(methods=["all"], benchmark=bench, backbone=BackboneSpec("toyclip", "toyworld"),
                     data=DataContext(cache_dir=store.root), store=store, out_dir=tmp / "out", workers=0)
     fitted.clear()
+    fitted["config"] = cfg
     score_method = runner.score_method
 
     def keep(name, scorer, ctx, id_enc, ood_enc, *rest):  # type: ignore[no-untyped-def]
@@ -58,7 +64,7 @@ def mini_results(tmp_path_factory):
         return {r.method: r for r in run(cfg)}
 
 
-fitted: dict = {}  # method -> (fitted scorer, ID features, OOD features) of the mini run
+fitted: dict = {}  # method -> (fitted scorer, ID features, OOD features) of the mini run; "config" -> its RunConfig
 
 
 @pytest.mark.slow
@@ -104,6 +110,13 @@ def test_differences_between_methods_are_real(mini_results):
     # the local term is in effect; on toyworld it costs (the tiny CLIP's best patch names the right class
     # for ~11 % of ID images, chance 10 %), so GL-MCM ranks below MCM there
     assert abs(avg["gl-mcm"] - avg["mcm"]) > 0.02
+    # test-time methods: the stream order matters (a spread over repeats), OODD's dictionary term moves its
+    # NegLabel base (on toyworld it costs: toyclip's 24-d features of one shape are all alike), CLIPScope's
+    # mined near labels are the near-OOD shapes
+    for method in ("adaneg", "tanl", "clipscope", "oodd"):
+        assert mini_results[method].rows[0]["std"]["auroc"] > 0
+    assert abs(avg["oodd"] - avg["neglabel"]) > 0.02
+    assert near["clipscope"] > near["mcm"] + 0.03
 
 
 def printed(rows):
@@ -125,6 +138,13 @@ def test_printed_numbers_survive_other_cpus_kernels(mini_results, method):
 
         def nudge(x, gen=gen):  # type: ignore[no-untyped-def]
             return F.normalize(x + 1e-7 * torch.randn(x.shape, generator=gen), dim=-1)
+
+        if scorer.stream:  # the runner's streams (same seeds, mean over repeats) of the nudged features
+            moved = [dataclasses.replace(e, features=nudge(e.features)) for e in (id_enc, *ood_enc)]
+            rows, *_ = runner._score_streams(scorer, moved[0], moved[1:],
+                                             dataclasses.replace(fitted["config"], bootstrap=0))
+            assert printed([r for r in rows if r["ood"] != "average"]) == want
+            continue
 
         def scores(enc, feats):  # type: ignore[no-untyped-def]
             if "patch" in scorer.features:  # GL-MCM: its (fp16-cached) patch features move too

@@ -254,6 +254,28 @@ class Backbone:
         # Under torchrun each process encodes every size-th image; the rows are put back in order.
         return gather_rows(local, total).cpu().numpy().astype(np.float32, copy=False)
 
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) of the image tower's input (what its preprocessing crops to)."""
+        size = getattr(self.model.visual, "image_size", None)
+        if size is None:
+            size = (getattr(self.model.visual, "preprocess_cfg", None) or {}).get("size")
+        if size is None:
+            raise OodbenchError(f"Cannot tell the input size of {self.spec.model}'s image tower.")
+        return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+    @torch.no_grad()
+    def encode_image_tensors(self, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+        """[n, D] float32 L2-normalised features (CPU) of ``images`` [n, 3, H, W], fed to the tower as they
+        are: no resizing and no mean/std normalisation (for synthetic inputs such as TANL's noise images;
+        data sets go through :meth:`encode_images` and the preprocessing)."""
+        out = []
+        for batch in images.split(batch_size):
+            with self.autocast():
+                feats = self.model.encode_image(batch.to(self.device, torch.float32))
+            out.append(F.normalize(feats.float(), dim=-1).cpu())
+        return torch.cat(out) if out else torch.empty(0, self.embed_dim)
+
     # ----------------------------------------------------------------------------- texts
     @torch.no_grad()
     def encode_texts(self, prompts: Sequence[str], batch_size: int = 512, use_cache: bool = True,
