@@ -22,20 +22,19 @@ NegLabel's list:
 On ImageNet the reference has 11,453 adjectives + 58,101 nouns = 69,554 candidates, hence 1,646 + 8,354
 negatives. Small lexicons: ``num_negatives`` is capped at the number of candidates (all of them are then
 negatives, and TANL's corpus has no unselected words); the cap is logged and recorded in the provenance.
-A lexicon whose words are unique (the WordNet lexicon keeps each word with the tag of the first file it
-appears in) has no adjective that is also a noun, so the last removal changes nothing there; a word
-listed in both noun and adjective files then counts as the part of its first file, where the reference
-counts it as a noun. On the ImageNet suite's lexicon (WordNet 3.0, NegLabel's file order) that gives
-12,783 adjective + 57,134 noun candidates (before removing ID names), where the reference's rule on the
-same word files gives 11,427 + 58,490 (its own 3.1 files: 11,453 + 58,101): ~1,350 words count as
-adjectives here, so ~1,830 of the 10,000 negatives are adjectives instead of 1,646. Exact agreement needs
-the lexicon to say which words also appear in a noun file.
+The lexicon keeps each word once, tagged by its first word file; the reference's noun set is every line
+of the noun files, so a word held by a noun file and by an adjective file that came first is a noun here
+too (:attr:`oodbench.lexicon.Lexicon.noun_words`). On the ImageNet suite's lexicon (WordNet 3.0, NegLabel's
+file order) that gives 11,427 adjective + 58,490 noun candidates before removing ID names, exactly the
+reference's rule on the same word files, and 11,426 + 58,047 = 69,473 after (the reference's own 3.1 files:
+11,453 + 58,101 = 69,554), hence 1,644 + 8,356 negatives (reference: 1,646 + 8,354). A lexicon without
+``noun_words`` (a ``--words`` file) keeps its tags.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,12 +56,19 @@ ADJ_TEMPLATE = "This is a {} photo."
 
 
 # ----------------------------------------------------------------------------------------- pure rules
-def bank_candidates(words: Sequence[str], pos: Sequence[str],
-                    class_names: Sequence[str]) -> tuple[list[str], list[str]]:
+def bank_candidates(words: Sequence[str], pos: Sequence[str], class_names: Sequence[str],
+                    noun_words: Collection[str] | None = None) -> tuple[list[str], list[str]]:
     """``(adjectives, nouns)``: unique words of each part in first-seen order, without the exact ID class
-    names, and without the adjectives that are also nouns (OpenOOD-VLM's ``Deduplication`` rule)."""
+    names, and without the adjectives that are also nouns (OpenOOD-VLM's ``Deduplication`` rule).
+
+    ``noun_words``: every word some noun file holds (:attr:`oodbench.lexicon.Lexicon.noun_words`); a word
+    tagged ``adj`` (its first file was an adjective file) that is in it is a noun here, as in the reference,
+    whose noun set is every line of the noun files.
+    """
     ids = set(class_names)
-    nouns = list(dict.fromkeys(w for w, p in zip(words, pos) if p == "noun" and w not in ids))
+    also_noun = set(noun_words or ())
+    nouns = list(dict.fromkeys(w for w, p in zip(words, pos)
+                               if (p == "noun" or w in also_noun) and w not in ids))
     noun_set = set(nouns)
     adjs = list(dict.fromkeys(w for w, p in zip(words, pos) if p == "adj" and w not in ids and w not in noun_set))
     return adjs, nouns
@@ -144,7 +150,7 @@ def build_openood_bank(ctx: FitContext, *, num_negatives: int = 10_000, percenti
     templates = ctx.templates_or([id_template])
     id_features = ctx.backbone.class_text_features(ctx.class_names, templates)
     lexicon = ctx.load_lexicon()
-    adjs, nouns = bank_candidates(lexicon.words, lexicon.pos, ctx.class_names)
+    adjs, nouns = bank_candidates(lexicon.words, lexicon.pos, ctx.class_names, lexicon.noun_words)
     words = adjs + nouns
     is_adj = [True] * len(adjs) + [False] * len(nouns)
     if not words:
@@ -161,7 +167,8 @@ def build_openood_bank(ctx: FitContext, *, num_negatives: int = 10_000, percenti
 
     key = {"backbone": ctx.backbone.identity, "class_names_sha256": sha256_lines(list(ctx.class_names)),
            "id_templates": templates, "lexicon_sha256": lexicon.sha256, "noun_template": noun_template,
-           "adj_template": adj_template, "percentile": percentile, "num_negatives": num_negatives}
+           "adj_template": adj_template, "percentile": percentile, "num_negatives": num_negatives,
+           **({"noun_words_sha256": sha256_lines(sorted(lexicon.noun_words))} if lexicon.noun_words else {})}
     arrays = ctx.cached("openood-bank", key, mine, meta={"lexicon": lexicon.source, "candidates": len(words)})
     order = [int(i) for i in np.asarray(arrays["order"])]
     selected = int(np.asarray(arrays["selected"])[0])

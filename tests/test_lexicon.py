@@ -176,3 +176,16 @@ def test_lexicon_checks_and_hash():
         Lexicon(["a"], [], source="x")
     with pytest.raises(ValueError):
         Lexicon(["a"], ["verb"], source="x")
+
+
+@needs_debian
+def test_noun_words_covers_nouns_tagged_adj_by_file_order(tmp_path, monkeypatch):
+    """The neglabel style keeps a word once with its first file's tag; `noun_words` still says which words
+    some noun file holds (OpenOOD-VLM's bank counts them as nouns)."""
+    monkeypatch.setattr(lexmod, "_nltk_wordnet", lambda: None)
+    lex = load_lexicon("wordnet", {"style": "neglabel", "exclude": ["noun.animal", "noun.food"]},
+                       cache_dir=tmp_path)
+    nouns = {w for w, p in zip(lex.words, lex.pos) if p == "noun"}
+    tagged_adj = {w for w, p in zip(lex.words, lex.pos) if p == "adj"}
+    assert nouns <= lex.noun_words
+    assert len(lex.noun_words - nouns) == len(lex.noun_words & tagged_adj) == 58_490 - 57_134

@@ -26,6 +26,15 @@ def test_candidates_drop_id_names_and_adjectives_that_are_nouns():
     assert adjs == ["blue"]
 
 
+def test_a_word_some_noun_file_holds_is_a_noun_whatever_its_first_tag():
+    # the lexicon tagged "light" adj (an adjective file came first), but a noun file holds it too: the
+    # reference's noun set is every noun-file line, so it is a noun, and no longer an adjective
+    words, pos = ["light", "swift", "lamp"], ["adj", "adj", "noun"]
+    assert bank_candidates(words, pos, [], noun_words={"light", "lamp"}) == (["swift"], ["light", "lamp"])
+    assert bank_candidates(words, pos, []) == (["light", "swift"], ["lamp"])  # without the information
+    assert bank_candidates(words, pos, ["light"], noun_words={"light", "lamp"}) == (["swift"], ["lamp"])
+
+
 def test_value_is_the_element_int_c_times_p_of_the_ascending_cosines():
     """C = 20: index int(20 * 0.95) = 19, the largest cosine; p = 0.5: index 10 (no interpolation)."""
     ids = basis(20, 24)

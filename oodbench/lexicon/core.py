@@ -20,11 +20,17 @@ POS_VALUES = ("noun", "adj")
 
 @dataclass(frozen=True)
 class Lexicon:
-    """Candidate words with their part of speech (``"noun"`` or ``"adj"``) and where they came from."""
+    """Candidate words with their part of speech (``"noun"`` or ``"adj"``) and where they came from.
+
+    Each word appears once, tagged by the first word file that holds it. ``noun_words`` (when the source
+    knows it) is every word that some noun file holds, also those tagged ``adj`` because an adjective file
+    came first: rules that treat "a word that is also a noun" apart (OpenOOD-VLM's bank) need it.
+    """
 
     words: list[str]
     pos: list[str]
     source: str
+    noun_words: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if len(self.words) != len(self.pos):

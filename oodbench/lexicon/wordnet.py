@@ -151,15 +151,19 @@ def load_wordnet(options: dict[str, Any]) -> Lexicon:
     if style == "neglabel":
         files, source = neglabel_word_files(version)
         names = ordered(files, REFERENCE_ORDER if order == "reference" else sorted(files))
-        words, tags = union_in_order({n: files[n] for n in names if n not in set(exclude)})
+        kept = {n: files[n] for n in names if n not in set(exclude)}
+        words, tags = union_in_order(kept)
+        noun_words = frozenset(w for n, ws in kept.items() if n.startswith("noun.") for w in ws)
         details = f"NegLabel's word-file rule, {order} file order{skipping}"
     else:
         per_file, source = _wordnet_word_lists(lexicon_cache_dir())
         words, tags = build_word_list(per_file, exclude, head_only=lemmas == "first")
+        noun_words = frozenset(w for n, pairs in per_file.items() if n.startswith("noun.") and n not in set(exclude)
+                               for w, head in pairs if head or lemmas != "first")
         details = f"{lemmas} lemmas{skipping}"
     log.info("wordnet lexicon: %d words (%d nouns, %d adjectives; %s)", len(words), tags.count("noun"),
              tags.count("adj"), details)
-    return Lexicon(words, tags, source=f"{source}; {details}")
+    return Lexicon(words, tags, source=f"{source}; {details}", noun_words=noun_words)
 
 
 def union_in_order(per_file: Mapping[str, Iterable[str]]) -> tuple[list[str], list[str]]:
