@@ -146,7 +146,7 @@ def test_printed_numbers_survive_other_cpus_kernels(mini_results, method):
             assert printed([r for r in rows if r["ood"] != "average"]) == want
             continue
 
-        def scores(enc, feats):  # type: ignore[no-untyped-def]
+        def scores(enc, feats, gen=gen):  # type: ignore[no-untyped-def]
             if "patch" in scorer.features:  # GL-MCM: its (fp16-cached) patch features move too
                 patches = enc.patches.float()
                 moved = patches + 1e-7 * torch.randn(patches.shape, generator=gen)
