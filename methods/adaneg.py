@@ -54,7 +54,7 @@ import torch
 
 from oodbench.errors import OodbenchError
 from oodbench.methods.common import check_batch_size, check_features, group_indices, grouped_id_mass
-from oodbench.methods.openood_bank import ADJ_TEMPLATE, ID_TEMPLATE, NOUN_TEMPLATE, build_openood_bank
+from oodbench.methods.openood_bank import OpenOodBankParams
 from oodbench.params import param
 from oodbench.scorer import FitContext, MethodInfo, StreamScorer, StreamScores
 
@@ -276,7 +276,7 @@ def _normalize(x: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------------------- plumbing
 @dataclass
-class AdaNeg(StreamScorer):
+class AdaNeg(StreamScorer, OpenOodBankParams):
     """AdaNeg with ``scripts/ood/adaneg/imagenet.sh``'s settings (see the module docstring)."""
 
     info = MethodInfo(
@@ -289,7 +289,6 @@ class AdaNeg(StreamScorer):
     batch_size: int = param(256, ge=1)
     official: bool = False
     num_negatives: int = param(10_000, ge=1)
-    percentile: float = param(0.95, ge=0, le=1)
     memory_length: int = param(10, ge=1)
     threshold: float = param(0.5, ge=0, le=1)
     gap: float = param(0.5, ge=0, le=1)
@@ -303,18 +302,13 @@ class AdaNeg(StreamScorer):
     image_slots: int | None = param(None, ge=0)
     integer_beta: bool | None = None
     fp16_entropy: bool = False
-    id_template: str = param(ID_TEMPLATE, template=True)
-    noun_template: str = param(NOUN_TEMPLATE, template=True)
-    adj_template: str = param(ADJ_TEMPLATE, template=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._fitted: dict[str, Any] = {}
 
     def fit(self, ctx: FitContext) -> None:
-        bank = build_openood_bank(ctx, num_negatives=self.num_negatives, percentile=self.percentile,
-                                  id_template=self.id_template, noun_template=self.noun_template,
-                                  adj_template=self.adj_template, method="AdaNeg")
+        bank = self.build_bank(ctx, self.num_negatives, "AdaNeg")
         if bank.selected < self.groups:
             raise OodbenchError(
                 f"AdaNeg has {bank.selected} negative labels but groups={self.groups}; every group needs at "

@@ -55,7 +55,7 @@ import torch
 from oodbench.errors import OodbenchError
 from oodbench.hashing import sha256_lines
 from oodbench.methods.common import block_rows
-from oodbench.methods.neglabel import OUTPUTS, neglabel_log_odds, neglabel_score
+from oodbench.methods.neglabel import OUTPUTS, GroupedNegativesScoring
 from oodbench.params import param
 from oodbench.prompts import check_template
 from oodbench.scorer import FitContext, MethodInfo, Scorer
@@ -203,7 +203,7 @@ def _check_dims(a: torch.Tensor, b: torch.Tensor) -> None:
 
 # ----------------------------------------------------------------------------------------- plumbing
 @dataclass
-class CSP(Scorer):
+class CSP(GroupedNegativesScoring, Scorer):
     """CSP with the reference defaults (see the module docstring).
 
     ``exclude``: word files left out of the lexicon on top of the suite's (for a lexicon with an
@@ -310,20 +310,6 @@ class CSP(Scorer):
         }
         log.info("CSP: %d negative labels (%d nouns, %d phrases) from %d candidates; first: %s",
                  len(negatives), len(negatives) - n_phrases, n_phrases, len(pool), ", ".join(negatives[:5]))
-
-    def _features(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        if not hasattr(self, "neg_features"):
-            raise RuntimeError("CSP.score called before fit")
-        return self.id_features.to(device), self.neg_features.to(device)
-
-    def score(self, image_features: torch.Tensor) -> torch.Tensor:
-        ids, negs = self._features(image_features.device)
-        fn = neglabel_log_odds if self.output == "log-odds" else neglabel_score
-        return fn(image_features, ids, negs, self.temperature, self.groups, self.seed)
-
-    def predict_classes(self, image_features: torch.Tensor) -> torch.Tensor:
-        ids, _ = self._features(image_features.device)
-        return (image_features.to(torch.float32) @ ids.T).argmax(dim=-1)
 
     def provenance(self) -> dict[str, Any]:
         return dict(self._fitted)

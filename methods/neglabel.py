@@ -255,8 +255,37 @@ def _check_dims(a: torch.Tensor, b: torch.Tensor, what_a: str, what_b: str) -> N
 
 
 # ----------------------------------------------------------------------------------------- plumbing
+class GroupedNegativesScoring:
+    """The scoring NegLabel and CSP share, once they have fitted ``id_features`` and ``neg_features``:
+    :func:`neglabel_log_odds` (``output="log-odds"``) or :func:`neglabel_score` (``"mass"``) with the
+    method's ``temperature``, ``groups`` and ``seed``, and the zero-shot argmax over the ID labels (in
+    float64, so predictions do not depend on the CPU's float32 kernels)."""
+
+    id_features: torch.Tensor
+    neg_features: torch.Tensor
+    output: str
+    temperature: float
+    groups: int
+    seed: int
+
+    def _features(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fitted text features on ``device`` (``.to`` is free when they are there already)."""
+        if not hasattr(self, "neg_features"):
+            raise RuntimeError(f"{type(self).__name__}.score called before fit")
+        return self.id_features.to(device), self.neg_features.to(device)
+
+    def score(self, image_features: torch.Tensor) -> torch.Tensor:
+        ids, negs = self._features(image_features.device)
+        fn = neglabel_log_odds if self.output == "log-odds" else neglabel_score
+        return fn(image_features, ids, negs, self.temperature, self.groups, self.seed)
+
+    def predict_classes(self, image_features: torch.Tensor) -> torch.Tensor:
+        ids, _ = self._features(image_features.device)
+        return similarities(image_features, ids).argmax(dim=-1)
+
+
 @dataclass
-class NegLabel(Scorer):
+class NegLabel(GroupedNegativesScoring, Scorer):
     """NegLabel with the reference defaults (see the module docstring)."""
 
     info = MethodInfo(
@@ -396,21 +425,6 @@ class NegLabel(Scorer):
             "lexicon_words": len(lexicon),
             "lexicon_sha256": lexicon.sha256,
         }
-
-    def _features(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """The fitted text features on ``device`` (``.to`` is free when they are there already)."""
-        if not hasattr(self, "neg_features"):
-            raise RuntimeError("NegLabel.score called before fit")
-        return self.id_features.to(device), self.neg_features.to(device)
-
-    def score(self, image_features: torch.Tensor) -> torch.Tensor:
-        ids, negs = self._features(image_features.device)
-        fn = neglabel_log_odds if self.output == "log-odds" else neglabel_score
-        return fn(image_features, ids, negs, self.temperature, self.groups, self.seed)
-
-    def predict_classes(self, image_features: torch.Tensor) -> torch.Tensor:
-        ids, _ = self._features(image_features.device)
-        return similarities(image_features, ids).argmax(dim=-1)
 
     def provenance(self) -> dict[str, Any]:
         return dict(self._fitted)

@@ -44,6 +44,7 @@ import torch
 from oodbench.errors import OodbenchError
 from oodbench.hashing import sha256_lines
 from oodbench.methods.common import block_rows, similarities
+from oodbench.params import param
 from oodbench.prompts import fill_template
 from oodbench.scorer import FitContext
 
@@ -197,3 +198,19 @@ def build_openood_bank(ctx: FitContext, *, num_negatives: int = 10_000, percenti
                        values=np.asarray(arrays["values"], dtype=np.float64),
                        features=candidates[torch.as_tensor(order, dtype=torch.int64)].contiguous(),
                        selected=selected, facts=facts)
+
+
+@dataclass
+class OpenOodBankParams:
+    """The bank's parameters, shared by the methods that use it (AdaNeg, TANL): the percentile that ranks
+    the candidates and the three prompt templates; :meth:`build_bank` builds it with them."""
+
+    percentile: float = param(0.95, ge=0, le=1)
+    id_template: str = param(ID_TEMPLATE, template=True)
+    noun_template: str = param(NOUN_TEMPLATE, template=True)
+    adj_template: str = param(ADJ_TEMPLATE, template=True)
+
+    def build_bank(self, ctx: FitContext, num_negatives: int, method: str) -> OpenOodBank:
+        return build_openood_bank(ctx, num_negatives=num_negatives, percentile=self.percentile,
+                                  id_template=self.id_template, noun_template=self.noun_template,
+                                  adj_template=self.adj_template, method=method)

@@ -44,7 +44,7 @@ from typing import Any
 import torch
 
 from oodbench.methods.common import check_batch_size, check_features
-from oodbench.methods.openood_bank import ADJ_TEMPLATE, ID_TEMPLATE, NOUN_TEMPLATE, build_openood_bank
+from oodbench.methods.openood_bank import OpenOodBankParams
 from oodbench.params import param
 from oodbench.scorer import FitContext, MethodInfo, StreamScorer, StreamScores
 
@@ -267,7 +267,7 @@ def tanl_noise_images(generator: torch.Generator | None = None,
 
 # ----------------------------------------------------------------------------------------- plumbing
 @dataclass
-class TANL(StreamScorer):
+class TANL(StreamScorer, OpenOodBankParams):
     """TANL with the paper's setting by default, ``official=true`` for ``official.sh``'s (module docstring).
 
     ``num_negatives`` is M, the activated negatives used per batch (capped at the corpus size on small
@@ -292,19 +292,13 @@ class TANL(StreamScorer):
     score_buffer_length: int = param(20_000, ge=1)
     logit_scale: float = param(100.0, gt=0)
     bank_negatives: int = param(10_000, ge=1)
-    percentile: float = param(0.95, ge=0, le=1)
-    id_template: str = param(ID_TEMPLATE, template=True)
-    noun_template: str = param(NOUN_TEMPLATE, template=True)
-    adj_template: str = param(ADJ_TEMPLATE, template=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._fitted: dict[str, Any] = {}
 
     def fit(self, ctx: FitContext) -> None:
-        bank = build_openood_bank(ctx, num_negatives=self.bank_negatives, percentile=self.percentile,
-                                  id_template=self.id_template, noun_template=self.noun_template,
-                                  adj_template=self.adj_template, method="TANL")
+        bank = self.build_bank(ctx, self.bank_negatives, "TANL")
         self.id_features = bank.id_features
         self.corpus_features = bank.features
         self.negatives_used = min(self.num_negatives, len(bank.words))
