@@ -11,6 +11,7 @@ Trainers (``oodbench train NAME``) are entry points of ``oodbench.trainers``, lo
 from __future__ import annotations
 
 import os
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -27,8 +28,19 @@ from oodbench.progress import console, setup_logging
 from oodbench.version import __version__
 
 EXIT_USER_ERROR = 2
+#: Width of tables written to a pipe or a file, which have no width of their own: rich would assume 80
+#: columns and cut every cell to a few letters; a reader of a log or a file can scroll.
+PIPE_WIDTH = 200
+
+
+def _stdout_console() -> Console:
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return Console()
+    return Console(width=PIPE_WIDTH)
+
+
 #: Tables and listings go to stdout (pipe them); messages, progress and errors to stderr (``console``).
-stdout = Console()
+stdout = _stdout_console()
 
 
 class _Group(TyperGroup):
@@ -341,7 +353,7 @@ def reproduce(
         for p in bundled_protocols():
             table.add_row(*map(escape, (p.name, p.cite, p.suite, ", ".join(p.ood), ", ".join(p.methods),
                                         f"{p.model} {p.pretrained}", p.fpr_convention,
-                                        f"{len(p.published)} rows" if p.published else "none")))
+                                        f"{len(p.published)} row{'s' if len(p.published) != 1 else ''}" if p.published else "none")))
         stdout.print(table)
         return
     if not name:

@@ -190,3 +190,14 @@ def test_every_builtin_method_and_trainer_is_an_entry_point():
         assert METHODS.get(name).name == name
     assert "clipn" in {ep.name for ep in entry_points(group="oodbench.trainers")}
     assert callable(TRAINERS.get("clipn"))
+
+
+def test_tables_written_to_a_pipe_are_not_cut_to_80_columns(tmp_path):
+    # A pipe has no width; rich assumed 80 columns and printed 'negla…' and 'ViT-…' in `reproduce --list`.
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    proc = subprocess.run([sys.executable, "-m", "oodbench.cli", "reproduce", "--list"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "neglabel-imagenet" in proc.stdout and "ViT-B-16 laion2b_s34b_b88k" in proc.stdout
+    assert "…" not in proc.stdout
+    assert "1 row " in proc.stdout and "1 rows" not in proc.stdout
