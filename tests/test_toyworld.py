@@ -349,3 +349,39 @@ def test_pairs_csv(tmp_path):
     assert all((tmp_path / r["filepath"]).is_file() and r["title"].startswith("a photo of a ") for r in rows)
     again = write_pairs(WORLD, tmp_path / "again", n_per_class=1, seed=3)
     assert again.read_text() == path.read_text()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cell(row: dict) -> str:
+    """A leaderboard cell as the READMEs print it: FPR95 / AUROC in %, a stream method's as mean ± std."""
+    std = row.get("std") or {}
+    return " / ".join(f"{row[m] * 100:.2f}" + (f" ± {std[m] * 100:.2f}" if m in std else "")
+                      for m in ("fpr95", "auroc"))
+
+
+@pytest.mark.parametrize("readme", ["README.md", "toyworld/README.md"])
+def test_readme_leaderboards_are_the_committed_results(readme):
+    # Every number in a README comes from results/: a table edited by hand (or left behind by a change of
+    # what `report` prints, as AdaNeg's ID accuracy was) fails here.
+    from oodbench.results import ResultSet
+
+    folder = REPO / "results" / "toyworld" / "toyclip_toyworld"
+    committed = {r.method: r for r in map(ResultSet.load, sorted(folder.glob("*.json")))}
+    text = (REPO / readme).read_text(encoding="utf-8")
+    table = re.search(r"^\| method \| toyworld-near \| toyworld-far \| average \| ID acc \|\n\|[- |]+\|\n"
+                      r"((?:\|.*\|\n)+)", text, re.M)
+    assert table, f"{readme} has no toyworld leaderboard"
+    printed = {}
+    for line in table.group(1).splitlines():
+        method, *cells = [c.strip() for c in line.strip("|").split("|")]
+        printed[method] = cells
+    assert set(printed) == set(committed)
+    for method, r in committed.items():
+        by_ood = {row["ood"]: row for row in r.rows}
+        want = [_cell(by_ood[o]) for o in ("toyworld-near", "toyworld-far", "average")]
+        want.append(f"{by_ood['average']['id_accuracy'] * 100:.2f}")
+        assert printed[method] == want, method
+    order = [m for m in printed]
+    assert order == sorted(order, key=lambda m: committed[m].rows[-1]["fpr95"]), "rows sorted by avg FPR95"
