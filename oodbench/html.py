@@ -40,6 +40,7 @@ th.group { text-align: center; border-bottom: 1px solid #888; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.best { font-weight: 700; }
 .ci { display: block; color: #666; font-size: 0.8em; font-weight: 400; }
+.std { color: #555; font-size: 0.85em; font-weight: 400; white-space: nowrap; }
 figure { display: inline-block; margin: 0.5rem 1rem 1rem 0; vertical-align: top; }
 figure img { max-width: 34rem; width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 0.9rem; color: #444; max-width: 34rem; }
@@ -88,6 +89,9 @@ def html_table(board: Board, digits: int = 2) -> str:
         cells = [f"<td>{escape(str(method))}</td>"]
         for c in columns:
             text = escape(_number(board.table[c].iloc[i], digits))
+            spread = board.spread(c, i)
+            if spread is not None:
+                text += f' <span class="std">± {spread:.{digits}f}</span>'
             bounds = board.intervals.get(c)
             if bounds is not None and not pd.isna(bounds["low"].iloc[i]):
                 text += (f' <span class="ci">[{bounds["low"].iloc[i]:.{digits}f}, '
@@ -96,6 +100,8 @@ def html_table(board: Board, digits: int = 2) -> str:
             cells.append(f'<td class="{cls}">{text}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     note = "; 95% bootstrap intervals in brackets" if board.intervals else ""
+    if board.has_spreads:
+        note += "; test-time methods: mean ± std over seeded stream orders"
     caption = (f"{board.benchmark} with {board.backbone}: FPR95 (%, lower is better) and AUROC (%, higher is "
                f"better) per OOD set and averaged; best in bold{note}.")
     return ("<table>\n"

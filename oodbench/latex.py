@@ -76,6 +76,9 @@ def latex_board(board: Board, digits: int = 2) -> str:
             text = _number(v, digits)
             if i in best:
                 text = rf"\textbf{{{text}}}"
+            spread = board.spread(col, i)
+            if spread is not None:
+                text += rf"\,{{\scriptsize$\pm${spread:.{digits}f}}}"
             if bounds is not None and not pd.isna(bounds["low"].iloc[i]):
                 text += (rf"\,{{\scriptsize[{bounds['low'].iloc[i]:.{digits}f}, "
                          rf"{bounds['high'].iloc[i]:.{digits}f}]}}")
@@ -98,6 +101,8 @@ def latex_board(board: Board, digits: int = 2) -> str:
     second = ["Method"] + [METRIC_HEADS.get(metric, latex_escape(metric)) for _, metric in split]
     accuracy = " and ID accuracy" if "ID acc" in columns else ""
     brackets = "; 95\\% bootstrap intervals in brackets" if board.intervals else ""
+    if board.has_spreads:
+        brackets += "; test-time methods: mean $\\pm$ std over seeded stream orders"
     caption = (f"{latex_escape(board.benchmark)} with {latex_escape(board.backbone)}: FPR95 (\\%, lower is "
                f"better) and AUROC (\\%, higher is better) per OOD set, their average{accuracy}; best in "
                f"bold{brackets}.")

@@ -153,6 +153,16 @@ class Board:
     def metric_columns(self) -> list[str]:
         return [c for c in self.table.columns if c != "method"]
 
+    def spread(self, column: str, row: int) -> float | None:
+        """A stream method's std over its stream orders in this cell; None for a static method."""
+        values = self.spreads.get(column)
+        value = None if values is None else values.iloc[row]
+        return None if value is None or pd.isna(value) else float(value)
+
+    @property
+    def has_spreads(self) -> bool:
+        return any(values.notna().any() for values in self.spreads.values())
+
 
 def boards(wide: pd.DataFrame, ci: bool = False) -> list[Board]:
     """Split a wide table into one :class:`Board` per (benchmark, backbone), columns in reading order."""

@@ -21,8 +21,9 @@ PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4
 
 
 def fake(method: str, values: dict[str, tuple[float, float]], bench: str = "bench_1", acc: float = 0.5,
-         groups: dict[str, str] | None = None, ci: bool = False) -> ResultSet:
-    """A result with (fpr95, auroc) per OOD set, optional groups with their average rows."""
+         groups: dict[str, str] | None = None, ci: bool = False, std: float | None = None) -> ResultSet:
+    """A result with (fpr95, auroc) per OOD set, optional groups with their average rows; ``std``: a stream
+    method's spread over stream orders on every row."""
     rows = []
     for ood, (fpr, auroc) in values.items():
         row = {"ood": ood, "auroc": auroc, "fpr95": fpr, "aupr_in": 0.5, "aupr_out": 0.5, "id_accuracy": acc,
@@ -39,6 +40,9 @@ def fake(method: str, values: dict[str, tuple[float, float]], bench: str = "benc
         rows.append(avg)
     plain = [r for r in rows if not r["ood"].startswith("average")]
     rows.append(ResultSet.average_row([{k: v for k, v in r.items() if k not in ("group", "ci95")} for r in plain]))
+    if std is not None:
+        for row in rows:
+            row["std"] = {"auroc": std, "fpr95": std}
     return ResultSet(bench, {"slug": "ViT-B-16_openai"}, method, {}, rows)
 
 
@@ -104,10 +108,24 @@ def test_latex_with_intervals_is_scaled_and_bracketed():
     assert r"\textbf{90.00}\,{\scriptsize[89.00, 92.00]}" in tex
 
 
+def test_latex_and_html_show_a_stream_methods_spread():
+    # markdown printed AdaNeg's "29.22 ± 0.91"; LaTeX and HTML dropped the ± std
+    results = [fake("adaneg", {"a": (0.4, 0.9)}, std=0.0091), fake("mcm", {"a": (0.3, 0.8)})]
+    tex = render(results, "latex")
+    assert r"40.00\,{\scriptsize$\pm$0.91}" in tex and "mean $\\pm$ std over seeded stream orders" in tex
+    assert tex.count(r"$\pm$") == 5  # adaneg's four cells and the caption; none for mcm
+    page = Page()
+    page.feed(render(results, "html"))
+    texts = [c["text"] for c in page.cells]
+    assert "40.00 ± 0.91" in texts and "30.00" in texts and "mean ± std over seeded stream orders" in "".join(
+        page.text["caption"])
+
+
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
 @pytest.mark.parametrize("ci", [False, True])
 def test_latex_compiles_with_pdflatex(tmp_path, ci):
-    results = [*board_results(), fake("x_y", {"inat_1": (0.1, 0.9)}, bench="other~bench^2", ci=ci)]
+    results = [*board_results(), fake("x_y", {"inat_1": (0.1, 0.9)}, bench="other~bench^2", ci=ci),
+               fake("tta", {"inat_1": (0.2, 0.8)}, bench="other~bench^2", ci=ci, std=0.01)]
     (tmp_path / "tables.tex").write_text(render(results, "latex", ci=ci))
     (tmp_path / "long.tex").write_text(render(results, "latex", long=True))
     (tmp_path / "doc.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
