@@ -26,7 +26,7 @@ import numpy as np
 from oodbench.errors import OodbenchError
 from oodbench.files import atomic_write_text
 from oodbench.results import ResultSet
-from oodbench.scorefile import split_scores
+from oodbench.scorefile import score_pairs
 
 log = logging.getLogger(__name__)
 
@@ -80,17 +80,18 @@ def roc_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], ood: str, i
     return fig
 
 
-def hist_figure(label: str, s_id: np.ndarray, oods: dict[str, np.ndarray], id_set: str, benchmark: str,
+def hist_figure(label: str, pairs: dict[str, tuple[np.ndarray, np.ndarray]], id_set: str, benchmark: str,
                 backbone: str, bins: int = 50) -> Any:
-    """One panel per OOD set: densities of the ID and that set's scores on shared bins."""
-    fig = _figure(3.6 * len(oods) + 0.4, 3.4)
-    axes = fig.subplots(1, len(oods), squeeze=False)[0]
-    every = np.concatenate([s_id, *oods.values()])
+    """One panel per OOD set: densities of the ID and that set's scores on shared bins; ``pairs``: OOD set
+    -> (ID scores, its scores), as :func:`oodbench.scorefile.score_pairs` gives them."""
+    fig = _figure(3.6 * len(pairs) + 0.4, 3.4)
+    axes = fig.subplots(1, len(pairs), squeeze=False)[0]
+    every = np.concatenate([s for pair in pairs.values() for s in pair])
     lo, hi = np.quantile(every, [0.001, 0.999])
     if not hi > lo:
         lo, hi = float(every.min()) - 0.5, float(every.max()) + 0.5
     edges = np.linspace(lo, hi, bins + 1)
-    for ax, (name, s_ood) in zip(axes, oods.items()):
+    for ax, (name, (s_id, s_ood)) in zip(axes, pairs.items()):
         ax.hist(s_id, bins=edges, density=True, alpha=0.55, color="tab:blue", label=f"{id_set} (ID, n={len(s_id)})")
         ax.hist(s_ood, bins=edges, density=True, alpha=0.55, color="tab:red", label=f"{name} (OOD, n={len(s_ood)})")
         ax.set(xlabel=f"{label} score (higher = more ID)", ylabel="density", title=f"ID vs {name}")
@@ -129,16 +130,19 @@ def plot_results(results: Sequence[ResultSet], out: Path, fmt: str = "png", bins
                       "subject": subject, "caption": caption})
 
     for (bench, backbone), by_label in runs.items():
-        split = {label: split_scores(r.load_scores(), r.id_set) for label, r in by_label.items()}
+        pairs = {label: score_pairs(r.load_scores(), r.id_set) for label, r in by_label.items()}
+        streams = {label for label, r in by_label.items() if r.provenance.get("stream")}
         id_set = next(iter(by_label.values())).id_set or "ID"
-        oods = list(dict.fromkeys(o for _, sets in split.values() for o in sets))
+        oods = list(dict.fromkeys(o for sets in pairs.values() for o in sets))
+        note = " Test-time methods: the first seeded stream order." if streams else ""
         for ood in oods:
-            curves = [(label, s_id, sets[ood]) for label, (s_id, sets) in split.items() if ood in sets]
+            curves = [(label, *sets[ood]) for label, sets in pairs.items() if ood in sets]
             save(roc_figure(curves, ood, id_set, bench, backbone), "roc", bench, backbone, ood,
-                 f"ROC curves on {ood} ({bench}, {backbone}): one curve per method, ID positive.")
-        for label, (s_id, sets) in split.items():
-            save(hist_figure(label, s_id, sets, id_set, bench, backbone, bins), "hist", bench, backbone, label,
-                 f"Score histograms of {label} ({bench}, {backbone}): ID vs each OOD set.")
+                 f"ROC curves on {ood} ({bench}, {backbone}): one curve per method, ID positive.{note}")
+        for label, sets in pairs.items():
+            first = " (the first seeded stream order of each OOD set)" if label in streams else ""
+            save(hist_figure(label, sets, id_set, bench, backbone, bins), "hist", bench, backbone, label,
+                 f"Score histograms of {label} ({bench}, {backbone}): ID vs each OOD set{first}.")
     _update_index(out / "index.json", index)
     return written
 

@@ -126,6 +126,24 @@ def split_scores(frame: pd.DataFrame, id_set: str | None = None) -> tuple[np.nda
     return s_id, by_set
 
 
+def score_pairs(frame: pd.DataFrame, id_set: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{OOD set: (ID scores, that set's scores)}``: the two samples each OOD set's metrics come from.
+
+    A static method scores the ID images once, so every set shares them. A test-time method scores the ID
+    images anew in each OOD set's stream (what it adapted to differs): each set gets its own stream's ID
+    scores, of the first repeat.
+    """
+    if "stream" in frame.columns:
+        first = frame[frame["repeat"] == frame["repeat"].min()]
+        pairs = {}
+        for name in dict.fromkeys(first["stream"]):
+            s_id, sets = split_scores(first[first["stream"] == name].drop(columns=list(STREAM_COLUMNS)), id_set)
+            pairs[name] = (s_id, sets[name])
+        return pairs
+    s_id, sets = split_scores(frame, id_set)
+    return {name: (s_id, s) for name, s in sets.items()}
+
+
 def metrics_from_scores(frame: pd.DataFrame, id_set: str | None = None,
                         fpr_convention: str = "nearest") -> dict[str, dict[str, float]]:
     """``{OOD set: ood_metrics(...)}`` recomputed from a scores table (a stream method's: the mean over

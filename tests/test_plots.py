@@ -72,3 +72,38 @@ def test_matplotlib_is_imported_by_the_plot_command_only(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def stream_frame(rng) -> tuple[pd.DataFrame, dict]:
+    """A test-time method's scores: the ID images are scored anew in each OOD set's stream (two repeats)."""
+    parts, drawn = [], {}
+    for repeat in (0, 1):
+        for stream, shift in (("cifar100", 0.5), ("svhn", 3.0)):  # the far stream's ID scores sit higher
+            s_id, s_ood = rng.normal(shift, 1, 60), rng.normal(0, 1, 40)
+            drawn[stream, repeat] = (s_id, s_ood)
+            part = pd.concat([scores_table("cifar10", [f"test/{i}" for i in range(60)], np.zeros(60), s_id),
+                              scores_table(stream, [f"test/{i}" for i in range(40)], -np.ones(40), s_ood)])
+            parts.append(part.assign(stream=stream, repeat=repeat))
+    return pd.concat(parts, ignore_index=True), drawn
+
+
+def test_a_stream_methods_sets_pair_with_their_own_streams_id_scores(tmp_path):
+    # The far set's ROC and histogram took the ID scores of the near set's stream.
+    from sklearn.metrics import roc_auc_score
+
+    from oodbench.scorefile import score_pairs
+
+    frame, drawn = stream_frame(np.random.default_rng(0))
+    pairs = score_pairs(frame, "cifar10")
+    for stream in ("cifar100", "svhn"):
+        np.testing.assert_array_equal(pairs[stream][0], drawn[stream, 0][0])
+        np.testing.assert_array_equal(pairs[stream][1], drawn[stream, 0][1])
+    rows = [{"ood": o, "auroc": 0.5, "fpr95": 0.5} for o in ("cifar100", "svhn", "average")]
+    r = ResultSet("cifar10", {"slug": "m"}, "adaneg", {}, rows, provenance={
+        "benchmark": {"id": "cifar10"}, "stream": {"repeats": 2}}, scores=frame)
+    plot_results([r], tmp_path, fmt="svg")
+    s_id, s_ood = drawn["svhn", 0]
+    auroc = 100 * roc_auc_score(np.r_[np.ones(60), np.zeros(40)], np.r_[s_id, s_ood])
+    assert f"AUROC {auroc:.2f}" in (tmp_path / "roc_cifar10_m_svhn.svg").read_text()
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert all("first seeded stream order" in e["caption"] for e in index)
