@@ -4,7 +4,8 @@ Both runs' per-image scores (``--save-scores``, or kept in memory by :func:`oodb
 aligned image by image (same data set, same ``path``), every metric is recomputed from them under one
 FPR convention, and each replicate of the difference ``B - A`` uses the **same** resample of the
 images for both runs (:mod:`oodbench.bootstrap`'s streams are seeded by set name), so what the two
-runs share (hard images, easy images) cancels out. An interval that excludes 0 says the difference is
+runs share (hard images, easy images) cancels out. A test-time method is measured as its result rows
+are: per OOD set on that set's own streams, the mean over its seeded stream orders (each replicate too). An interval that excludes 0 says the difference is
 larger than the resampling noise of these test sets; one that straddles 0 says it is not.
 """
 
@@ -21,19 +22,31 @@ from oodbench.results import AVERAGE, ResultSet
 COLUMNS = ("ood", "metric", "a", "b", "difference", "ci95_low", "ci95_high", "excludes_zero")
 
 
-def _aligned(a: pd.DataFrame, b: pd.DataFrame, dataset: str, label_a: str, label_b: str) -> tuple[np.ndarray, np.ndarray]:
-    """The two runs' scores of ``dataset`` in the same image order (A's)."""
-    sa = a[a["dataset"] == dataset]
-    sb = b[b["dataset"] == dataset]
-    if len(sa) == len(sb) and (sa["path"].to_numpy() == sb["path"].to_numpy()).all():
-        return sa["score"].to_numpy(np.float64), sb["score"].to_numpy(np.float64)
-    merged = sa[["path", "score"]].merge(sb[["path", "score"]], on="path", how="outer", suffixes=("_a", "_b"),
-                                         indicator=True)
-    if (merged["_merge"] != "both").any() or merged["path"].duplicated().any():
-        raise OodbenchError(f"{label_a} and {label_b} were scored on different images of {dataset!r}; a paired "
+def _runs(scores: pd.DataFrame, id_set: str, name: str) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """The (ID rows, OOD rows) that OOD set ``name``'s metrics come from, once per stream repeat.
+
+    A static method scored the ID images once: one pair. A test-time method scored them anew in each OOD
+    set's stream, once per seeded stream order: that stream's pairs, one per repeat; its result rows are
+    the means over them.
+    """
+    if "stream" in scores.columns:
+        part = scores[scores["stream"] == name]
+        return [(g[g["dataset"] == id_set], g[g["dataset"] == name]) for _, g in part.groupby("repeat", sort=True)]
+    if name not in set(scores["dataset"]):
+        return []
+    return [(scores[scores["dataset"] == id_set], scores[scores["dataset"] == name])]
+
+
+def _in_order(rows: pd.DataFrame, paths: np.ndarray, dataset: str, label: str, other: str) -> np.ndarray:
+    """``rows``' scores in the image order ``paths`` (the first run's)."""
+    if len(rows) == len(paths) and (rows["path"].to_numpy() == paths).all():
+        return rows["score"].to_numpy(np.float64)
+    index = pd.Index(rows["path"])
+    order = index.get_indexer(paths) if index.is_unique and len(index) == len(paths) else np.array([-1])
+    if (order < 0).any():
+        raise OodbenchError(f"{other} and {label} were scored on different images of {dataset!r}; a paired "
                             "comparison needs the same images (run both on the same data).")
-    order = pd.Index(merged["path"]).get_indexer(sa["path"])
-    return merged["score_a"].to_numpy(np.float64)[order], merged["score_b"].to_numpy(np.float64)[order]
+    return rows["score"].to_numpy(np.float64)[order]
 
 
 def compare(a: ResultSet, b: ResultSet, *, resamples: int = 1000, seed: int = 0, level: float = LEVEL,
@@ -52,19 +65,32 @@ def compare(a: ResultSet, b: ResultSet, *, resamples: int = 1000, seed: int = 0,
     convention = fpr_convention or a.provenance.get("fpr_convention", "nearest")
     scores_a, scores_b = a.load_scores(), b.load_scores()
     id_set = a.id_set or ""
-    oods = [r["ood"] for r in a.rows if r["ood"] in set(scores_a["dataset"]) and r["ood"] != id_set]
-    shared = [o for o in oods if o in set(scores_b["dataset"])]
+    runs = {}
+    for name in (r["ood"] for r in a.rows if r["ood"] != id_set):
+        pair = _runs(scores_a, id_set, name), _runs(scores_b, id_set, name)
+        if pair[0] and pair[1]:
+            runs[name] = pair
+    shared = list(runs)
     if not shared:
         raise OodbenchError(f"{a.label} and {b.label} share no OOD set to compare.")
-    id_a, id_b = _aligned(scores_a, scores_b, id_set, a.label, b.label)
     point: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
     reps: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
     for name in shared:
-        ood_a, ood_b = _aligned(scores_a, scores_b, name, a.label, b.label)
-        point[name] = (ood_metrics(id_a, ood_a, convention), ood_metrics(id_b, ood_b, convention))
+        # every run of both methods in the image order of A's first, so that the bootstrap (seeded by set
+        # name) draws the same images for all of them: the difference is paired, a stream method's
+        # replicates are the means over its stream orders, as its result rows are
+        id_paths, ood_paths = (rows["path"].to_numpy() for rows in runs[name][0][0])
         common = {"id_name": id_set, "ood_name": name, "resamples": resamples, "seed": seed,
                   "fpr_convention": convention}
-        reps[name] = (bootstrap_replicates(id_a, ood_a, **common), bootstrap_replicates(id_b, ood_b, **common))
+        sides = []
+        for side, (method, other) in zip(runs[name], ((a.label, b.label), (b.label, a.label))):
+            pairs = [(_in_order(i, id_paths, id_set, method, other), _in_order(o, ood_paths, name, method, other))
+                     for i, o in side]
+            metrics = [ood_metrics(i, o, convention) for i, o in pairs]
+            sides.append(({k: float(np.mean([m[k] for m in metrics])) for k in METRIC_KEYS},
+                          mean_replicates([bootstrap_replicates(i, o, **common) for i, o in pairs])))
+        point[name] = (sides[0][0], sides[1][0])
+        reps[name] = (sides[0][1], sides[1][1])
     groups: dict[str, list[str]] = {}
     for row in a.rows:
         if row["ood"] in reps and row.get("group"):

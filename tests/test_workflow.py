@@ -237,6 +237,46 @@ def test_compare_is_paired_and_reported(scored):
     assert res.exit_code == 2 and "neither a result file" in res.output
 
 
+def test_compare_pairs_a_stream_methods_own_streams():
+    # A test-time method's table holds its ID images once per OOD set's stream and repeat: compare called
+    # AdaNeg vs MCM "scored on different images", and two stream methods' AUROC came from all streams and
+    # repeats pooled (0.924 for AdaNeg's near set on toyworld, whose row says 0.918).
+    from oodbench.metrics import ood_metrics
+    from oodbench.scorefile import scores_table
+
+    rng = np.random.default_rng(3)
+    n_id, n_ood = 50, 30
+    ids, oods = [f"i/{k}" for k in range(n_id)], [f"o/{k}" for k in range(n_ood)]
+    static_id, static_ood = rng.normal(1, 1, n_id), {}
+    static = pd.concat([scores_table("id", ids, np.zeros(n_id), static_id),
+                        *(scores_table(o, oods, -np.ones(n_ood), static_ood.setdefault(o, rng.normal(0, 1, n_ood)))
+                          for o in ("near", "far"))])
+    drawn, parts = {}, []
+    for repeat in (0, 1, 2):
+        for o, shift in (("near", 0.6), ("far", 2.5)):  # each stream's ID scores differ
+            drawn[o, repeat] = rng.normal(shift, 1, n_id), rng.normal(0, 1, n_ood)
+            part = pd.concat([scores_table("id", ids, np.zeros(n_id), drawn[o, repeat][0]),
+                              scores_table(o, oods, -np.ones(n_ood), drawn[o, repeat][1])])
+            parts.append(part.sample(frac=1, random_state=repeat).assign(stream=o, repeat=repeat))  # any row order
+    rows = [{"ood": o} for o in ("near", "far", "average")]
+    a = ResultSet("b", {"slug": "m"}, "mcm", {}, rows, provenance={"benchmark": {"id": "id"}}, scores=static)
+    b = ResultSet("b", {"slug": "m"}, "adaneg", {}, rows, provenance={"benchmark": {"id": "id"}},
+                  scores=pd.concat(parts, ignore_index=True))
+    frame = compare(a, b, resamples=30, seed=2)
+    for o in ("near", "far"):
+        want_b = np.mean([ood_metrics(*drawn[o, r])["auroc"] for r in range(3)])
+        row = frame[(frame["ood"] == o) & (frame["metric"] == "auroc")].iloc[0]
+        assert row["b"] == pytest.approx(want_b, abs=1e-12)
+        assert row["a"] == pytest.approx(ood_metrics(static_id, static_ood[o])["auroc"], abs=1e-12)
+        common = {"id_name": "id", "ood_name": o, "resamples": 30, "seed": 2}
+        rb = mean_replicates([bootstrap_replicates(*drawn[o, r], **common) for r in range(3)])
+        ra = bootstrap_replicates(static_id, static_ood[o], **common)
+        assert [row["ci95_low"], row["ci95_high"]] == pytest.approx(
+            list(np.percentile(rb["auroc"] - ra["auroc"], [2.5, 97.5])), abs=1e-12)
+    same = compare(b, b, resamples=20)
+    assert (same["difference"] == 0).all() and (same["ci95_high"] == 0).all()
+
+
 def test_report_ci_shows_the_intervals(scored):
     res = invoke("report", str(scored["folder"] / "mcm.json"), "--ci")
     assert res.exit_code == 0
