@@ -26,7 +26,7 @@ from oodbench.backbone import Backbone, BackboneSpec
 from oodbench.bootstrap import DEFAULT_RESAMPLES, LEVEL, attach_intervals, bootstrap_replicates
 from oodbench.data.base import DataContext, ImageSet, check_names, open_dataset, same_folder, shared_files
 from oodbench.distributed import Dist, broadcast, setup_distributed, world
-from oodbench.errors import OodbenchError, unknown_name_message
+from oodbench.errors import DataError, OodbenchError, unknown_name_message
 from oodbench.features import FeatureStore
 from oodbench.files import check_writable_dir
 from oodbench.hashing import sha256_file, sha256_json
@@ -302,6 +302,24 @@ def run(cfg: RunConfig) -> list[ResultSet]:
         env.close()
 
 
+def open_datasets(names: list[str], ctx: DataContext) -> list[ImageSet]:
+    """Open every data set; when some cannot be, one error names them all (not one per attempt)."""
+    opened, failed = [], []
+    for name in names:
+        try:
+            opened.append(open_dataset(name, ctx))
+        except DataError as exc:
+            failed.append((name, str(exc)))
+    if len(failed) == 1:
+        raise DataError(failed[0][1])
+    if failed:
+        raise DataError(f"{len(failed)} of the run's data sets cannot be opened: "
+                        f"{', '.join(name for name, _ in failed)}. Each is explained below; put them in place "
+                        "(or leave them out with --ood) and run again.\n\n"
+                        + "\n\n".join(f"- {text}" for _, text in failed))
+    return opened
+
+
 def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
     bench = cfg.benchmark
     methods = resolve_methods(cfg.methods)
@@ -319,12 +337,11 @@ def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
     check_names([bench.id, *bench.ood])
     if not bench.ood:
         raise OodbenchError(f"Benchmark {bench.name!r} has no OOD sets; pass --ood NAME[,NAME...].")
-    id_set = open_dataset(bench.id, cfg.data)
+    id_set, *ood_sets = open_datasets([bench.id, *bench.ood], cfg.data)
     if not id_set.class_names:
         raise OodbenchError(f"The ID data set {bench.id!r} has no class names; an ID set needs one "
                             "sub-folder per class (folder:PATH/<class>/<images>).")
     class_names = _class_names(cfg, id_set)
-    ood_sets = [open_dataset(name, cfg.data) for name in bench.ood]
     warnings = meaningless_setups(id_set, ood_sets)
     for text in warnings if env.main else []:
         log.warning(text)

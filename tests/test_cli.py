@@ -245,3 +245,18 @@ def test_report_answers_bad_files_and_a_folder_as_output(tmp_path):
     (tmp_path / "board").mkdir()
     res = invoke("report", str(tmp_path / "ok.json"), "-o", str(tmp_path / "board"))
     assert res.exit_code == 2 and "is a folder" in res.output
+
+
+def test_every_missing_data_set_is_named_in_one_error(folder_benchmark, tmp_path, monkeypatch):
+    # Before: the first missing set only; a user missing iNaturalist and SUN found out in two runs.
+    import oodbench.backbone
+
+    monkeypatch.setattr(oodbench.backbone.Backbone, "load", lambda *a, **k: pytest.fail("loaded a model"))
+    res = runner.invoke(app, ["run", "-m", "mcm", "--id", f"folder:{folder_benchmark['id']}",
+                              "--ood", f"inaturalist,folder:{folder_benchmark['ood_a']},sun",
+                              "--data-root", str(tmp_path / "empty"), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    text = " ".join(res.output.split())
+    assert "2 of the run's data sets cannot be opened: inaturalist, sun." in text
+    assert "Data set 'inaturalist': no folder found" in text and "Data set 'sun': no folder found" in text
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("*.json"))
