@@ -62,7 +62,8 @@ class BenchmarkSpec:
     ``pretrained`` are the suite's default backbone and ``interpolation`` its default image resize (None:
     the model's own, bicubic for CLIP); ``params`` maps a method name to its parameter
     defaults (the user's ``--param`` wins over them); ``groups`` maps a group name to its OOD sets
-    (empty: no groups; otherwise every OOD set is in exactly one group).
+    (empty: no groups; otherwise every OOD set is in exactly one group). ``suite_ood``: the suite's own OOD
+    sets when ``--ood`` replaced them (None otherwise): such a run is another run, written to another file.
     """
 
     name: str
@@ -78,6 +79,7 @@ class BenchmarkSpec:
     interpolation: str | None = None
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    suite_ood: tuple[str, ...] | None = None
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -288,10 +290,12 @@ def custom_benchmark(id: str, ood: Sequence[str]) -> BenchmarkSpec:
 def with_ood(spec: BenchmarkSpec, ood: Sequence[str]) -> BenchmarkSpec:
     """``spec`` with its OOD sets replaced (``--ood`` on top of a suite); everything else is kept."""
     ood_sets = _clean_list(ood, "OOD data sets")
+    suite_ood = spec.suite_ood or spec.ood
     if ood_sets == spec.ood:
         return spec
     return dataclasses.replace(
         spec, ood=ood_sets, groups=_regroup(spec.groups, ood_sets),
+        suite_ood=None if set(ood_sets) == set(suite_ood) else suite_ood,  # the same sets in another order: the same run
         description=f"{spec.description} [OOD sets replaced on the command line: {', '.join(ood_sets)}]")
 
 

@@ -214,7 +214,8 @@ def render(results: Iterable[ResultSet], fmt: str = "md", long: bool = False, di
 def _markdown(board: Board, digits: int) -> str:
     """Markdown table; a stream method's numbers read ``mean ± std`` (over stream orders), intervals follow."""
     if not board.intervals and not board.spreads:
-        return board.table.to_markdown(index=False, floatfmt=f".{digits}f")
+        table = board.table.astype(object).where(board.table.notna(), None)  # a set a run left out: "–"
+        return table.to_markdown(index=False, floatfmt=f".{digits}f", missingval="–")
     shown = board.table.astype(object)
     for col in board.metric_columns():
         bounds = board.intervals.get(col)

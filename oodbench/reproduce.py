@@ -122,8 +122,8 @@ class Protocol:
         params = {m: dict(v) for m, v in suite.params.items()}
         for method, values in self.params.items():
             params.setdefault(method, {}).update(values)
-        return dataclasses.replace(
-            bench, name=self.name, interpolation=self.interpolation, model=self.model,
+        return dataclasses.replace(  # the protocol's OOD sets are its own: no suite_ood
+            bench, name=self.name, interpolation=self.interpolation, model=self.model, suite_ood=None,
             templates=tuple(templates) if templates is not None else bench.templates,
             pretrained=self.pretrained, params=params,
             lexicon_options=dict(self.lexicon_options) if self.lexicon_options is not None

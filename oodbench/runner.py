@@ -220,7 +220,8 @@ def run_settings(name: str, scorer: Scorer, cfg: RunConfig) -> dict[str, Any]:
 
     Method parameters that differ from the benchmark's (values compared after type conversion, so
     ``-p mcm.temperature=1`` is the default), prompt templates other than the benchmark's, a words
-    file (by content), a non-zero seed and a non-default FPR convention.
+    file (by content), a non-zero seed, a non-default FPR convention, OOD sets other than the suite's
+    (``--ood``) and a test-time method's number of stream orders.
     """
     settings: dict[str, Any] = {}
     default = make_scorer(name, cfg, user=False).params()
@@ -235,6 +236,8 @@ def run_settings(name: str, scorer: Scorer, cfg: RunConfig) -> dict[str, Any]:
         settings["seed"] = cfg.seed
     if cfg.fpr_convention != cfg.default_fpr_convention:
         settings["fpr_convention"] = cfg.fpr_convention
+    if cfg.benchmark.suite_ood is not None:
+        settings["ood"] = list(cfg.benchmark.ood)
     if scorer.stream and cfg.stream_repeats != RunConfig.stream_repeats:
         settings["stream_repeats"] = cfg.stream_repeats
     return settings

@@ -44,9 +44,10 @@ def write_suite(tmp_path: Path, text: str, name: str = "mine") -> Path:
 def test_spec_fields_are_the_contract():
     assert [f.name for f in dataclasses.fields(BenchmarkSpec)] == [
         "name", "description", "source", "id", "ood", "templates", "lexicon", "lexicon_options", "model",
-        "pretrained", "interpolation", "params", "groups"]
+        "pretrained", "interpolation", "params", "groups", "suite_ood"]
     spec = BenchmarkSpec("x", "d", "s", "imagenet", ("sun",))
     assert spec.templates is None and spec.lexicon_options == {} and spec.params == {} and spec.groups == {}
+    assert spec.suite_ood is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.id = "cifar10"  # type: ignore[misc]
 

@@ -210,6 +210,33 @@ def test_retrieval_counts_equal_a_brute_force_count():
     assert retrieval_counts(images, vocab, 4).tolist() == want.tolist()
 
 
+def test_a_run_on_fewer_ood_sets_than_its_suite_is_another_run(scored, tmp_path):
+    # `--ood SET` on a suite wrote the suite's own result file: the full run was silently overwritten
+    # by a run on one of its sets.
+    bench = scored["bench"]
+    suite = tmp_path / "mine.toml"
+    suite.write_text(f'description = "d"\nsource = "s"\nid = "folder:{bench["id"]}"\n'
+                     f'ood = ["folder:{bench["ood_a"]}", "folder:{bench["ood_b"]}"]\n')
+    out = tmp_path / "out"
+    common = ["run", "-m", "mcm", "--id", str(suite), "--model", TINY, "--pretrained", "none", "--out", str(out),
+              "--workers", "0", "--bootstrap", "0"]
+    assert invoke(*common).exit_code == 0
+    folder = next(out.rglob("mcm.json")).parent
+    full = (folder / "mcm.json").read_bytes()
+    assert invoke(*common, "--ood", f"folder:{bench['ood_b']}").exit_code == 0
+    assert (folder / "mcm.json").read_bytes() == full
+    (subset,) = folder.glob("mcm@*.json")
+    part = ResultSet.load(subset)
+    assert part.settings == {"ood": [f"folder:{bench['ood_b']}"]}
+    assert [r["ood"] for r in part.rows] == [f"folder:{bench['ood_b']}", "average"]
+    # the suite's own sets in another order are the suite's run
+    assert invoke(*common, "--ood", f"folder:{bench['ood_b']},folder:{bench['ood_a']}").exit_code == 0
+    assert sorted(p.name for p in folder.glob("mcm*.json")) == sorted(["mcm.json", subset.name])
+    # the report shows the set the subset run left out as "–", not "nan"
+    md = render([ResultSet.load(p) for p in sorted(folder.glob("mcm*.json"))], "md")
+    assert "nan" not in md and "–" in md
+
+
 def test_compare_is_paired_and_reported(scored):
     folder = scored["folder"]
     a, b = ResultSet.load(folder / "mcm.json"), ResultSet.load(folder / "neglabel@words.json")
