@@ -255,6 +255,13 @@ class EOE(Scorer):
         super().__post_init__()
         self._fitted: dict[str, Any] = {}
 
+    def unmet(self) -> str | None:
+        try:
+            resolve_labels_file(self.labels)
+        except OodbenchError as exc:
+            return str(exc)
+        return None
+
     def fit(self, ctx: FitContext) -> None:
         path = resolve_labels_file(self.labels)
         raw = read_outlier_labels(path)

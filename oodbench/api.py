@@ -157,7 +157,8 @@ def build_config(methods: str | Sequence[str], benchmark: str = "toyworld", *, o
     from oodbench.results import check_tag
     from oodbench.runner import RunConfig, resolve_methods
 
-    names = resolve_methods([methods] if isinstance(methods, str) else list(methods))
+    asked = [methods] if isinstance(methods, str) else list(methods)
+    names = resolve_methods(asked)
     ood_list = [o.strip() for o in ood if o.strip()] if ood else None
     if benchmark.startswith("folder:"):
         if not ood_list:
@@ -187,7 +188,7 @@ def build_config(methods: str | Sequence[str], benchmark: str = "toyworld", *, o
             method_params.setdefault(name, {})["checkpoint"] = clipn_checkpoint
     store = FeatureStore(Path(cache_dir) if cache_dir is not None else None)
     return RunConfig(
-        methods=names,
+        methods=asked,  # as asked: the runner tells a method named from one that `all` brought in
         benchmark=bench,
         backbone=BackboneSpec(
             model=model or bench.model or "ViT-B-16",

@@ -125,7 +125,9 @@ def _main(
 def run(
     method: Annotated[list[str], typer.Option(
         "--method", "-m", help="Method name(s): repeat the option or use commas; 'all' runs every "
-                               "registered method. See `oodbench list methods`.")],
+                               "registered method that has what it needs (CLIPN a --clipn-checkpoint, EOE "
+                               "a label file: left out with a warning otherwise). See `oodbench list "
+                               "methods`.")],
     id: Annotated[str, typer.Option(
         "--id", help="Benchmark suite (imagenet, cifar10, cifar100, toyworld, ...; see `oodbench list "
                      "benchmarks`), a suite file path/to/suite.toml, or folder:PATH for a custom ID set "

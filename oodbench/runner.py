@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 class RunConfig:
     """Everything ``oodbench run`` needs; the CLI fills it from its options."""
 
-    methods: list[str]
+    methods: list[str]  # as asked: names, comma lists, "all"
     benchmark: BenchmarkSpec
     backbone: BackboneSpec
     data: DataContext
@@ -99,6 +99,29 @@ def resolve_methods(names: list[str]) -> list[str]:
         raise OodbenchError(f"No method given. Pass --method NAME (repeatable) or --method all; "
                             f"known methods: {', '.join(registry.names())}.")
     return out
+
+
+def runnable(methods: list[str], scorers: dict[str, Scorer], asked: list[str]) -> list[str]:
+    """``methods`` without those that miss an input of the user's (:meth:`Scorer.unmet`).
+
+    A method named on its own fails with its message; one that only ``all`` brought in is left out with
+    a warning (``--method all`` on ImageNet without a CLIPN checkpoint runs every other method).
+    """
+    named = {n.strip() for item in asked for n in item.split(",")} - {"all"}
+    left_out: dict[str, list[str]] = {}
+    for m in methods:
+        message = scorers[m].unmet()
+        if message is None:
+            continue
+        if m in named:
+            raise OodbenchError(message)
+        left_out.setdefault(message, []).append(m)
+    for message, names in left_out.items():
+        log.warning("--method all: left out %s. %s", ", ".join(names), message)
+    kept = [m for m in methods if not any(m in names for names in left_out.values())]
+    if not kept:
+        raise OodbenchError("None of the methods can run: " + " ".join(left_out))
+    return kept
 
 
 def check_param_targets(methods: list[str], method_params: dict[str, dict[str, Any]]) -> None:
@@ -327,8 +350,9 @@ def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
     bench = cfg.benchmark
     methods = resolve_methods(cfg.methods)
     check_param_targets(methods, cfg.method_params)
-    # Build every scorer before loading anything, so that a bad parameter fails at once.
+    # Build every scorer before loading anything, so that a bad parameter or a missing input fails at once.
     scorers = {m: make_scorer(m, cfg) for m in methods}
+    methods = runnable(methods, scorers, cfg.methods)
     settings = {m: run_settings(m, scorers[m], cfg) for m in methods}
     variants = {m: run_variant(settings[m], cfg.tag) for m in methods}
     torch.manual_seed(cfg.seed)

@@ -178,6 +178,12 @@ class Scorer(ABC):
     def check(self) -> None:
         """Rules that tie several parameters together (default: none); raise an :class:`OodbenchError`."""
 
+    def unmet(self) -> str | None:
+        """What this method needs from the user and was not given (a checkpoint, a label file), as an
+        error message; None when it can run. The runner asks before it opens any data: a method named
+        with ``--method`` fails with this message, ``--method all`` leaves the method out with a warning."""
+        return None
+
     def params(self) -> dict[str, Any]:
         """The method's parameters as JSON-friendly values (for provenance)."""
         out: dict[str, Any] = {}

@@ -67,6 +67,35 @@ def test_method_errors_come_before_any_encoding(folder_benchmark, tmp_path):
     assert cfg.store.entries("images") == []
 
 
+def test_method_all_leaves_out_the_methods_missing_an_input(folder_benchmark, tmp_path, caplog, monkeypatch):
+    # `--method all` on ImageNet without a CLIPN checkpoint failed (after AdaNeg had mined its bank); now
+    # it runs every other method and says what it left out. A method named on its own still fails, and
+    # before any data set is opened.
+    import logging
+
+    import oodbench.runner as runner
+    from oodbench.errors import OodbenchError
+
+    cfg = config(folder_benchmark, tmp_path, methods=("mcm", "clipn-ctw", "eoe"))
+    scorers = {m: runner.make_scorer(m, cfg) for m in ("mcm", "clipn-ctw", "eoe")}
+    assert scorers["mcm"].unmet() is None
+    with caplog.at_level(logging.WARNING, logger="oodbench.runner"):
+        assert runner.runnable(list(scorers), scorers, ["all"]) == ["mcm"]
+    text = caplog.text
+    assert "left out clipn-ctw" in text and "--clipn-checkpoint" in text
+    assert "left out eoe" in text and "envisioned_classes" in text
+    with pytest.raises(OodbenchError, match="clipn-checkpoint"):
+        runner.runnable(list(scorers), scorers, ["all", "clipn-ctw"])  # named: its error
+    with pytest.raises(OodbenchError, match="None of the methods can run"):
+        runner.runnable(["eoe"], {"eoe": scorers["eoe"]}, ["all"])
+    # given its input, the method runs
+    cfg.method_params["eoe"] = {"labels": "toyworld"}
+    assert runner.make_scorer("eoe", cfg).unmet() is None
+    monkeypatch.setattr(runner, "open_dataset", lambda *a, **k: pytest.fail("opened a data set"))
+    with pytest.raises(OodbenchError, match="clipn-checkpoint"):
+        run(config(folder_benchmark, tmp_path, methods=("mcm", "clipn-ctw")))
+
+
 def test_patch_features_only_when_a_method_needs_them(folder_benchmark, tmp_path, monkeypatch):
     calls = []
     real = Backbone.encode_images

@@ -65,6 +65,13 @@ class ClipnScorer(Scorer):
         if self.output not in OUTPUTS:
             raise OodbenchError(f"CLIPN's output must be one of {', '.join(OUTPUTS)}; got {self.output!r}.")
 
+    def unmet(self) -> str | None:
+        try:
+            resolve_checkpoint(self.checkpoint)
+        except OodbenchError as exc:
+            return str(exc)
+        return None
+
     def fit(self, ctx: FitContext) -> None:
         path = resolve_checkpoint(self.checkpoint)
         sha = sha256_file(path, ctx.cache_dir)
