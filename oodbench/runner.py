@@ -8,6 +8,7 @@ all methods costs one encoding pass plus each method's text side.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import platform
 import time
@@ -420,9 +421,24 @@ def _run(cfg: RunConfig, env: Dist) -> list[ResultSet]:
                               {"encode_all_sets": encode_s, "fit": fit_s[name]}, warnings)
         result.variant, result.settings = variants[name], settings[name]
         if cfg.save:
+            warn_if_replacing_other_sets(paths[name], result)
             result.save(paths[name], scores=cfg.save_scores)
         results.append(result)
     return results
+
+
+def warn_if_replacing_other_sets(path: Path, result: ResultSet) -> None:
+    """Say so when ``path`` holds a run on other OOD sets: a custom benchmark (``--id folder:PATH``) is
+    named after its ID set alone, so a run against other OOD folders lands in the same file."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        before = [r["ood"] for r in old["rows"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no file, or one that is not a result: nothing to compare
+    now = [r["ood"] for r in result.rows]
+    if set(before) != set(now):
+        log.warning("%s held results on other OOD sets (%s); this run (%s) replaces them. Pass --tag NAME to "
+                    "keep runs on different OOD sets side by side.", path, ", ".join(before), ", ".join(now))
 
 
 @torch.no_grad()

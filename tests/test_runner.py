@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -228,3 +230,19 @@ def test_set_ups_whose_numbers_mean_nothing_are_warned_about_and_recorded(tmp_pa
     assert all(w in caplog.text for w in warnings)
     identity = result.provenance["datasets"][f"folder:{tmp_path / 'mixed'}"]
     assert identity["covers"].endswith("content") and len(identity["content_sha256"]) == 24
+
+
+def test_a_custom_run_on_other_ood_sets_says_it_replaces_the_last(folder_benchmark, tmp_path, caplog):
+    # A custom benchmark is named after its ID folder alone: a run against other OOD folders wrote the
+    # same file without a word.
+    import logging
+
+    cfg = config(folder_benchmark, tmp_path, methods=("mcm",))
+    cfg.bootstrap = 0
+    run(cfg)
+    with caplog.at_level(logging.WARNING, logger="oodbench.runner"):
+        run(cfg)  # the same sets: nothing to say
+        assert "replaces them" not in caplog.text
+        other = custom_benchmark(f"folder:{folder_benchmark['id']}", [f"folder:{folder_benchmark['ood_a']}"])
+        run(dataclasses.replace(cfg, benchmark=other))
+    assert "held results on other OOD sets" in caplog.text and "--tag NAME" in caplog.text
