@@ -318,11 +318,13 @@ class CSP(GroupedNegativesScoring, Scorer):
         """``negatives``: every mined negative label in mining order (nouns, then phrases, each by ascending
         selection value): ``label`` (a noun, or an "adjective superclass" phrase), ``part`` (``noun`` /
         ``phrase``), ``value`` (the percentile-quantile of its cosines to the ID classes, 1.0 for a candidate
-        the max-cosine filter removed; lower = farther from every ID class) and ``rank`` within its part."""
+        the max-cosine filter removed; lower = farther from every ID class), ``rank`` within its part and
+        ``group``, the group it is scored in (-1: dropped)."""
         if not hasattr(self, "negative_labels"):
             raise RuntimeError("CSP.exports called before fit")
         table = pd.DataFrame({"label": self.negative_labels,
                               "part": ["phrase" if p else "noun" for p in self._negative_is_phrase],
                               "value": self._negative_values})
         table["rank"] = table.groupby("part", sort=False).cumcount() + 1
+        table["group"] = self.negative_groups(len(table))
         return {"negatives": table}

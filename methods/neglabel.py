@@ -283,6 +283,14 @@ class GroupedNegativesScoring:
         ids, _ = self._features(image_features.device)
         return similarities(image_features, ids).argmax(dim=-1)
 
+    def negative_groups(self, count: int) -> np.ndarray:
+        """The group (0-based) each of ``count`` negatives, in mining order, is scored in; -1 for the last
+        ``count mod groups``, which the grouping drops."""
+        group = np.full(count, -1, dtype=np.int64)
+        for g, members in enumerate(group_indices(count, self.groups, permute=self.groups > 1, seed=self.seed)):
+            group[members.numpy()] = g
+        return group
+
 
 @dataclass
 class NegLabel(GroupedNegativesScoring, Scorer):
@@ -433,11 +441,13 @@ class NegLabel(GroupedNegativesScoring, Scorer):
         """``negatives``: every negative label in mining order (nouns, then adjectives, each by ascending
         quantile; a ``negatives`` file's own order): ``word`` (a file's prompt), ``pos``, ``quantile``
         (the percentile-quantile of its cosines to the ID classes, which ranked it; lower = farther from
-        every ID class) and ``rank`` within its part of speech (1 = first)."""
+        every ID class), ``rank`` within its part of speech (1 = first) and ``group``, the group it is scored
+        in (-1: dropped, one of the last ``M mod groups``)."""
         if not hasattr(self, "negative_words"):
             raise RuntimeError("NegLabel.exports called before fit")
         table = pd.DataFrame({"word": self.negative_words,
                               "pos": ["adj" if a else "noun" for a in self._negative_is_adj],
                               "quantile": self.negative_quantiles})
         table["rank"] = table.groupby("pos", sort=False).cumcount() + 1
+        table["group"] = self.negative_groups(len(table))
         return {"negatives": table}

@@ -184,6 +184,13 @@ def test_fit_on_a_tiny_model(tiny_backbone, tmp_path):
     values = csp.csp_selection_values(cands, ids, 0.95, 0.95, torch.float64)[idx]
     assert table["value"].tolist() == pytest.approx(values.tolist(), abs=1e-6)
     assert table["value"][:10].is_monotonic_increasing and table["value"][10:].is_monotonic_increasing
+    # `group`: the group each negative is scored in; the grouped score rebuilt from it is the scorer's
+    assert sorted(table["group"].value_counts().tolist()) == [7, 7]  # 14 negatives, 2 groups, none dropped
+    x64, e_id = x.double(), (100 * x.double() @ ids.double().T).exp().sum(1)
+    negs = cands[idx].double()
+    masses = [e_id / (e_id + (100 * x64 @ negs[(table["group"] == g).to_numpy()].T).exp().sum(1)) for g in (0, 1)]
+    mass = torch.stack(masses).mean(0)
+    torch.testing.assert_close(scorer.score(x), (mass / (1 - mass)).log(), atol=1e-6, rtol=0)
     # a second fit reads the candidate ensembles from the cache
     hits = store.hits
     again = csp.CSP(eta=0.5, groups=2)

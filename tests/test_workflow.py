@@ -161,7 +161,9 @@ def test_a_scores_file_from_another_run_is_refused(scored):
 def test_neglabel_exports_its_negatives_and_zoc_lite_its_candidates(scored):
     folder = scored["folder"]
     neg = pd.read_csv(folder / "neglabel@words.negatives.tsv", sep="\t")
-    assert list(neg.columns) == ["word", "pos", "quantile", "rank"]
+    assert list(neg.columns) == ["word", "pos", "quantile", "rank", "group"]
+    # groups=2 over 7 negatives: 3 in each group, the last one (the 7 mod 2 left over) dropped
+    assert sorted(neg["group"].value_counts().items()) == [(-1, 1), (0, 3), (1, 3)] and neg["group"].iloc[-1] == -1
     prov = ResultSet.load(folder / "neglabel@words.json").provenance["method"]
     assert len(neg) == prov["negatives"] == 7  # floor(0.5 * 10) nouns + floor(0.5 * 4) adjectives
     assert list(neg["word"][:5]) == prov["negatives_head"][:5]
