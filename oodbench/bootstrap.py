@@ -297,6 +297,20 @@ def bootstrap_replicates(id_scores: Sequence[float] | np.ndarray, ood_scores: Se
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
+def accuracy_replicates(correct: Sequence[bool] | np.ndarray, *, id_name: str,
+                        resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> np.ndarray:
+    """ID accuracy on every bootstrap resample of the ID images: ``[resamples]``.
+
+    ``correct`` says, per ID image, whether the method's predicted class is its label. The resamples are
+    those of ``id_name`` (:func:`resample_indices`), the ones :func:`bootstrap_replicates` draws for the
+    ID side, so the accuracy's replicates belong to the same resamples as the other metrics'.
+    """
+    right = np.asarray(correct, dtype=np.float64).reshape(-1)
+    if resamples < 1:
+        raise OodbenchError(f"The bootstrap needs at least one resample; got {resamples}.")
+    return np.array([right[idx].mean() for idx in resample_indices(right.size, resamples, seed, id_name)])
+
+
 def interval(replicates: np.ndarray, level: float = LEVEL) -> list[float]:
     """The percentile interval ``[low, high]`` of bootstrap replicates."""
     lo, hi = np.quantile(np.asarray(replicates, dtype=np.float64), [(1 - level) / 2, (1 + level) / 2])

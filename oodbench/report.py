@@ -126,8 +126,13 @@ def wide_table(long: pd.DataFrame, percent: bool = True, ci: bool = False) -> pd
                     row[f"{col} std"] = spread * scale
         # The average row's: a test-time method classifies each stream a little differently, and `run`
         # prints the average too.
-        acc = g[g["ood"] == AVERAGE]["id_accuracy"].iloc[0]
+        average = g[g["ood"] == AVERAGE].iloc[0]
+        acc = average["id_accuracy"]
         row["ID acc"] = None if pd.isna(acc) else acc * scale
+        if ci:
+            for side in ("low", "high"):
+                v = average.get(f"id_accuracy_ci95_{side}")
+                row[f"ID acc {side}"] = float("nan") if v is None or pd.isna(v) else v * scale
         rows.append(row)
     df = pd.DataFrame(rows)
     return df.sort_values(["benchmark", "backbone", "avg FPR95"], kind="stable").reset_index(drop=True)

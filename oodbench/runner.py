@@ -24,7 +24,8 @@ import pandas as pd
 import torch
 
 from oodbench.backbone import Backbone, BackboneSpec
-from oodbench.bootstrap import DEFAULT_RESAMPLES, LEVEL, attach_intervals, bootstrap_replicates
+from oodbench.bootstrap import (DEFAULT_RESAMPLES, LEVEL, accuracy_replicates, attach_intervals,
+                                bootstrap_replicates)
 from oodbench.data.base import DataContext, ImageSet, check_names, open_dataset, same_folder, shared_files
 from oodbench.distributed import Dist, broadcast, setup_distributed, world
 from oodbench.errors import DataError, OodbenchError, unknown_name_message
@@ -505,9 +506,17 @@ def _row(cfg: RunConfig, enc: EncodedSet, s_id: np.ndarray, s_ood: np.ndarray,
 
 
 def _replicates(cfg: RunConfig, id_enc: EncodedSet, enc: EncodedSet, s_id: np.ndarray,
-                s_ood: np.ndarray) -> dict[str, np.ndarray]:
-    return bootstrap_replicates(s_id, s_ood, id_name=id_enc.name, ood_name=enc.name, resamples=cfg.bootstrap,
+                s_ood: np.ndarray, accuracy: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The set's bootstrap replicates of every metric; ``accuracy``: the ID accuracy's, when it classifies."""
+    reps = bootstrap_replicates(s_id, s_ood, id_name=id_enc.name, ood_name=enc.name, resamples=cfg.bootstrap,
                                 seed=cfg.seed, fpr_convention=cfg.fpr_convention)
+    return reps if accuracy is None else {**reps, "id_accuracy": accuracy}
+
+
+def _accuracy_replicates(cfg: RunConfig, id_enc: EncodedSet, pred: np.ndarray | None) -> np.ndarray | None:
+    if cfg.bootstrap <= 0 or pred is None or not (id_enc.labels >= 0).all():
+        return None
+    return accuracy_replicates(pred == id_enc.labels, id_name=id_enc.name, resamples=cfg.bootstrap, seed=cfg.seed)
 
 
 def _score_static(scorer: Scorer, id_enc: EncodedSet, ood_enc: list[EncodedSet], cfg: RunConfig,
@@ -517,6 +526,7 @@ def _score_static(scorer: Scorer, id_enc: EncodedSet, ood_enc: list[EncodedSet],
     pred = scorer.predict_classes(id_enc.features)
     labels = id_enc.labels
     acc = id_accuracy(pred.cpu().numpy(), labels) if pred is not None and (labels >= 0).all() else None
+    acc_reps = _accuracy_replicates(cfg, id_enc, pred.cpu().numpy() if pred is not None else None)
     dec_id = scorer.decide(id_enc.features)
     rows = []
     tables = [scores_table(id_enc.name, id_enc.items, labels, s_id)]
@@ -529,7 +539,7 @@ def _score_static(scorer: Scorer, id_enc: EncodedSet, ood_enc: list[EncodedSet],
             row.update(decision_rates(dec_id.cpu().numpy(), scorer.decide(enc.features).cpu().numpy()))
         rows.append(row)
         if cfg.bootstrap > 0:
-            replicates[enc.name] = _replicates(cfg, id_enc, enc, s_id, s_ood)
+            replicates[enc.name] = _replicates(cfg, id_enc, enc, s_id, s_ood, acc_reps)
     rows += summary_rows(rows, cfg.benchmark.groups)
     return rows, tables, replicates
 
@@ -580,14 +590,15 @@ def _score_streams(scorer: Scorer, id_enc: EncodedSet, ood_enc: list[EncodedSet]
             scores = np.empty(len(feats), dtype=np.float64)
             scores[order.numpy()] = out.scores.detach().double().cpu().numpy()
             s_id, s_ood = scores[:n_id], scores[n_id:]
-            acc = None
+            acc, pred = None, None
             if out.predictions is not None and (labels >= 0).all():
                 pred = np.empty(len(feats), dtype=np.int64)
                 pred[order.numpy()] = out.predictions.detach().cpu().numpy()
                 acc = id_accuracy(pred[:n_id], labels)
             per_repeat[r].append(_row(cfg, enc, s_id, s_ood, acc))
             if cfg.bootstrap > 0:
-                reps.setdefault(enc.name, []).append(_replicates(cfg, id_enc, enc, s_id, s_ood))
+                acc_reps = _accuracy_replicates(cfg, id_enc, None if pred is None else pred[:n_id])
+                reps.setdefault(enc.name, []).append(_replicates(cfg, id_enc, enc, s_id, s_ood, acc_reps))
             tables += [scores_table(id_enc.name, id_enc.items, labels, s_id, stream=enc.name, repeat=r),
                        scores_table(enc.name, enc.items, np.full(len(s_ood), -1), s_ood, stream=enc.name,
                                     repeat=r)]

@@ -157,6 +157,31 @@ def test_interval_equals_a_slow_loop_and_is_seeded():
     assert np.array_equal(fast["auroc"], again["auroc"]) and not np.array_equal(fast["auroc"], other["auroc"])
 
 
+def test_accuracy_replicates_follow_the_documented_resamples():
+    # The ID accuracy's interval: the accuracy of the same ID resamples the other metrics use. The
+    # resamples are rebuilt here from the module's stated scheme: a generator per (seed, set name), seeded
+    # by (seed, first 8 bytes of sha256(name), little-endian), one draw of n integers per resample.
+    import hashlib
+
+    from oodbench.bootstrap import accuracy_replicates
+
+    rng = np.random.default_rng(2)
+    correct = rng.random(400) < 0.8
+    reps = accuracy_replicates(correct, id_name="imagenet", resamples=200, seed=7)
+    digest = int.from_bytes(hashlib.sha256(b"imagenet").digest()[:8], "little")
+    draws = np.random.default_rng(np.random.SeedSequence([7, digest]))
+    want = [correct[draws.integers(0, 400, size=400)].mean() for _ in range(200)]
+    np.testing.assert_array_equal(reps, want)
+    # centred on the accuracy, as wide as the binomial's normal approximation says (to sampling noise)
+    acc = correct.mean()
+    low, high = interval(reps)
+    half = 1.96 * np.sqrt(acc * (1 - acc) / 400)
+    assert low < acc < high and (high - low) == pytest.approx(2 * half, rel=0.25)
+    assert (accuracy_replicates(np.ones(5, bool), id_name="x", resamples=3) == 1).all()
+    with pytest.raises(OodbenchError):
+        accuracy_replicates(correct, id_name="x", resamples=0)
+
+
 def test_chunking_changes_nothing(monkeypatch):
     rng = np.random.default_rng(1)
     s_id, s_ood = rng.normal(1, 1, 200), rng.normal(0, 1, 90)

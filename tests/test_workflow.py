@@ -87,9 +87,12 @@ def test_saved_scores_reproduce_the_results_metrics_and_intervals(scored):
         s_id, oods = split_scores(frame, result.id_set)
         reps = {o: bootstrap_replicates(s_id, s, id_name=result.id_set, ood_name=o, resamples=50, seed=0)
                 for o, s in oods.items()}
+        accuracy = rows["average"]["ci95"].pop("id_accuracy")  # a classifier's: the ID accuracy's interval
         for o in oods:
+            assert rows[o]["ci95"].pop("id_accuracy") == accuracy  # the same ID resamples for every set
             assert rows[o]["ci95"] == intervals(reps[o])
         assert rows["average"]["ci95"] == intervals(mean_replicates(list(reps.values())))
+        assert accuracy[0] <= rows["average"]["id_accuracy"] <= accuracy[1]
         assert result.provenance["bootstrap"]["resamples"] == 50 and result.provenance["bootstrap"]["seed"] == 0
 
 
@@ -334,5 +337,7 @@ def test_group_average_rows_carry_intervals_of_their_sets(scored, tmp_path):
     assert list(rows)[2:] == ["average-near", "average-far", "average"]
     s_id, oods = split_scores(result.load_scores(), result.id_set)
     reps = {o: bootstrap_replicates(s_id, s, id_name=result.id_set, ood_name=o, resamples=30) for o, s in oods.items()}
+    accuracy = rows["average"]["ci95"].pop("id_accuracy")
+    assert rows["average-near"]["ci95"].pop("id_accuracy") == accuracy
     assert rows["average-near"]["ci95"] == intervals(reps[f"folder:{bench['ood_a']}"])
     assert rows["average"]["ci95"] == intervals(mean_replicates(list(reps.values())))
