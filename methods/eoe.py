@@ -46,7 +46,7 @@ from oodbench.hashing import sha256_lines
 from oodbench.methods.common import block_rows
 from oodbench.params import param
 from oodbench.prompts import fill_template
-from oodbench.scorer import FitContext, MethodInfo, Scorer
+from oodbench.scorer import FitContext, MethodInfo, Scorer, error_of
 
 log = logging.getLogger(__name__)
 
@@ -256,11 +256,7 @@ class EOE(Scorer):
         self._fitted: dict[str, Any] = {}
 
     def unmet(self) -> str | None:
-        try:
-            resolve_labels_file(self.labels)
-        except OodbenchError as exc:
-            return str(exc)
-        return None
+        return error_of(lambda: resolve_labels_file(self.labels))
 
     def fit(self, ctx: FitContext) -> None:
         path = resolve_labels_file(self.labels)

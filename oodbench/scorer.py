@@ -290,6 +290,16 @@ class ClassHeadScorer(Scorer):
         return (x @ self.text_features.to(x.device, torch.float64).T).argmax(dim=-1)
 
 
+def error_of(check: Callable[[], object]) -> str | None:
+    """The message of the :class:`OodbenchError` that ``check()`` raises, or None when it passes: a
+    method's :meth:`Scorer.unmet` is usually ``error_of(lambda: resolve(self.some_file))``."""
+    try:
+        check()
+    except OodbenchError as exc:
+        return str(exc)
+    return None
+
+
 def as_method(name: str, cls: Any) -> type[Scorer]:
     """Check that ``cls`` is a method class (a :class:`Scorer` with ``info``), make it a dataclass if it is
     not one yet, and name it ``name``. Used for every entry point of the group ``oodbench.methods``."""

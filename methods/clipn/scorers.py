@@ -40,7 +40,7 @@ from oodbench.methods.clipn.scores import (
     predict_classes,
 )
 from oodbench.params import param
-from oodbench.scorer import FitContext, MethodInfo, Scorer
+from oodbench.scorer import FitContext, MethodInfo, Scorer, error_of
 
 PAPER = "Wang et al., ICCV 2023 (CLIPN: teaching CLIP to say no)"
 URL = "https://github.com/xmed-lab/CLIPN"
@@ -66,11 +66,7 @@ class ClipnScorer(Scorer):
             raise OodbenchError(f"CLIPN's output must be one of {', '.join(OUTPUTS)}; got {self.output!r}.")
 
     def unmet(self) -> str | None:
-        try:
-            resolve_checkpoint(self.checkpoint)
-        except OodbenchError as exc:
-            return str(exc)
-        return None
+        return error_of(lambda: resolve_checkpoint(self.checkpoint))
 
     def fit(self, ctx: FitContext) -> None:
         path = resolve_checkpoint(self.checkpoint)
