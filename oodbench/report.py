@@ -239,6 +239,9 @@ def _with_interval(value: float, low: float, high: float, digits: int, spread: f
 
 
 def _emit_long(df: pd.DataFrame, fmt: str, digits: int) -> str:
+    # The long table holds fractions: two more decimals keep the precision of the percent tables
+    # (AdaNeg's 0.9179 printed as 0.92 before).
+    digits += 2
     if fmt == "md":
         return df.to_markdown(index=False, floatfmt=f".{digits}f")
     if fmt == "csv":

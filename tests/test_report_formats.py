@@ -237,6 +237,11 @@ def test_long_html_and_latex():
     assert html.startswith("<!DOCTYPE html>") and html.count("<tr>") == 1 + 9
     tex = render(board_results(), "latex", long=True)
     assert r"neg\_label" in tex and r"\begin{tabular}{llllrrrrrrr}" in tex
+    # fractions with two more decimals than the percent tables: the same precision
+    results = [fake("adaneg", {"a": (0.29216, 0.917891)})]
+    for fmt in ("md", "latex", "html"):
+        text = render(results, fmt, long=True)
+        assert "0.9179" in text and "0.2922" in text, fmt
 
 
 def test_cli_html_finds_the_figures_beside_its_output(tmp_path):
