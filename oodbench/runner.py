@@ -24,8 +24,13 @@ import pandas as pd
 import torch
 
 from oodbench.backbone import Backbone, BackboneSpec
-from oodbench.bootstrap import (DEFAULT_RESAMPLES, LEVEL, accuracy_replicates, attach_intervals,
-                                bootstrap_replicates)
+from oodbench.bootstrap import (
+    DEFAULT_RESAMPLES,
+    LEVEL,
+    accuracy_replicates,
+    attach_intervals,
+    bootstrap_replicates,
+)
 from oodbench.data.base import DataContext, ImageSet, check_names, open_dataset, same_folder, shared_files
 from oodbench.distributed import Dist, broadcast, setup_distributed, world
 from oodbench.errors import DataError, OodbenchError, unknown_name_message
@@ -33,6 +38,7 @@ from oodbench.features import FeatureStore
 from oodbench.files import check_writable_dir
 from oodbench.hashing import sha256_file, sha256_json
 from oodbench.metrics import decision_rates, id_accuracy, ood_metrics
+from oodbench.progress import progress_bar
 from oodbench.results import ResultSet, check_tag, result_path, summary_rows
 from oodbench.scorefile import scores_table
 from oodbench.scorer import FitContext, Scorer, load_methods
@@ -342,8 +348,8 @@ def open_datasets(names: list[str], ctx: DataContext) -> list[ImageSet]:
         raise DataError(failed[0][1])
     if failed:
         raise DataError(f"{len(failed)} of the run's data sets cannot be opened: "
-                        f"{', '.join(name for name, _ in failed)}. Each is explained below; put them in place "
-                        "(or leave them out with --ood) and run again.\n\n"
+                        f"{', '.join(name for name, _ in failed)}. Each is explained below; put them in "
+                        "place (or leave them out with --ood) and run again.\n\n"
                         + "\n\n".join(f"- {text}" for _, text in failed))
     return opened
 
@@ -516,7 +522,8 @@ def _replicates(cfg: RunConfig, id_enc: EncodedSet, enc: EncodedSet, s_id: np.nd
 def _accuracy_replicates(cfg: RunConfig, id_enc: EncodedSet, pred: np.ndarray | None) -> np.ndarray | None:
     if cfg.bootstrap <= 0 or pred is None or not (id_enc.labels >= 0).all():
         return None
-    return accuracy_replicates(pred == id_enc.labels, id_name=id_enc.name, resamples=cfg.bootstrap, seed=cfg.seed)
+    return accuracy_replicates(pred == id_enc.labels, id_name=id_enc.name, resamples=cfg.bootstrap,
+                               seed=cfg.seed)
 
 
 def _score_static(scorer: Scorer, id_enc: EncodedSet, ood_enc: list[EncodedSet], cfg: RunConfig,
@@ -577,31 +584,36 @@ def _score_streams(scorer: Scorer, id_enc: EncodedSet, ood_enc: list[EncodedSet]
     reps: dict[str, list[dict[str, np.ndarray]]] = {}
     tables = []
     seeds: dict[str, list[int]] = {}
-    for enc in ood_enc:
-        feats = torch.cat([id_enc.features, enc.features.to(id_enc.features.dtype)])
-        for r in range(repeats):
-            seed = stream_seed(cfg.seed, enc.name, r)
-            seeds.setdefault(enc.name, []).append(seed)
-            order = stream_order(len(feats), seed)
-            out = scorer.score_stream(feats[order], seed=seed)
-            if out.scores.shape != (len(feats),):
-                raise RuntimeError(f"{scorer.name}.score_stream returned shape {tuple(out.scores.shape)} for "
-                                   f"{len(feats)} images")
-            scores = np.empty(len(feats), dtype=np.float64)
-            scores[order.numpy()] = out.scores.detach().double().cpu().numpy()
-            s_id, s_ood = scores[:n_id], scores[n_id:]
-            acc, pred = None, None
-            if out.predictions is not None and (labels >= 0).all():
-                pred = np.empty(len(feats), dtype=np.int64)
-                pred[order.numpy()] = out.predictions.detach().cpu().numpy()
-                acc = id_accuracy(pred[:n_id], labels)
-            per_repeat[r].append(_row(cfg, enc, s_id, s_ood, acc))
-            if cfg.bootstrap > 0:
-                acc_reps = _accuracy_replicates(cfg, id_enc, None if pred is None else pred[:n_id])
-                reps.setdefault(enc.name, []).append(_replicates(cfg, id_enc, enc, s_id, s_ood, acc_reps))
-            tables += [scores_table(id_enc.name, id_enc.items, labels, s_id, stream=enc.name, repeat=r),
-                       scores_table(enc.name, enc.items, np.full(len(s_ood), -1), s_ood, stream=enc.name,
-                                    repeat=r)]
+    bar = progress_bar()  # TANL's 60,000-image streams take about 90 s each on a 2-core CPU
+    task = bar.add_task(f"{scorer.name}: streams", total=len(ood_enc) * repeats)
+    with bar:
+        for enc in ood_enc:
+            feats = torch.cat([id_enc.features, enc.features.to(id_enc.features.dtype)])
+            for r in range(repeats):
+                seed = stream_seed(cfg.seed, enc.name, r)
+                seeds.setdefault(enc.name, []).append(seed)
+                order = stream_order(len(feats), seed)
+                out = scorer.score_stream(feats[order], seed=seed)
+                if out.scores.shape != (len(feats),):
+                    raise RuntimeError(f"{scorer.name}.score_stream returned shape "
+                                       f"{tuple(out.scores.shape)} for {len(feats)} images")
+                scores = np.empty(len(feats), dtype=np.float64)
+                scores[order.numpy()] = out.scores.detach().double().cpu().numpy()
+                s_id, s_ood = scores[:n_id], scores[n_id:]
+                acc, pred = None, None
+                if out.predictions is not None and (labels >= 0).all():
+                    pred = np.empty(len(feats), dtype=np.int64)
+                    pred[order.numpy()] = out.predictions.detach().cpu().numpy()
+                    acc = id_accuracy(pred[:n_id], labels)
+                per_repeat[r].append(_row(cfg, enc, s_id, s_ood, acc))
+                if cfg.bootstrap > 0:
+                    acc_reps = _accuracy_replicates(cfg, id_enc, None if pred is None else pred[:n_id])
+                    reps.setdefault(enc.name, []).append(
+                        _replicates(cfg, id_enc, enc, s_id, s_ood, acc_reps))
+                tables += [scores_table(id_enc.name, id_enc.items, labels, s_id, stream=enc.name, repeat=r),
+                           scores_table(enc.name, enc.items, np.full(len(s_ood), -1), s_ood, stream=enc.name,
+                                        repeat=r)]
+                bar.advance(task)
     full = [rows + summary_rows(rows, cfg.benchmark.groups) for rows in per_repeat]
     rows = []
     for variants in zip(*full):

@@ -153,3 +153,14 @@ def test_stream_scorer_score_is_one_stream():
     p.text = torch.eye(3, 32)
     x = torch.nn.functional.normalize(torch.randn(5, 32, generator=torch.Generator().manual_seed(0)), dim=1)
     torch.testing.assert_close(p.score(x), p.score_stream(x, seed=0).scores)
+
+
+def test_streams_log_their_progress_in_a_batch_job(folder_benchmark, tmp_path, probe, monkeypatch, caplog):
+    # TANL's streams take minutes on a CPU at ImageNet scale: a batch job saw nothing meanwhile
+    import logging
+
+    monkeypatch.delenv("OODBENCH_NO_PROGRESS", raising=False)
+    with caplog.at_level(logging.INFO, logger="oodbench.progress"):
+        run(config(folder_benchmark, tmp_path, ["stream-probe"]))
+    lines = [r.getMessage() for r in caplog.records if r.name == "oodbench.progress"]
+    assert any(line.startswith("stream-probe: streams: 6/6 (100%) in ") for line in lines), lines
