@@ -188,7 +188,8 @@ def test_fit_on_a_tiny_model(tiny_backbone, tmp_path):
     assert sorted(table["group"].value_counts().tolist()) == [7, 7]  # 14 negatives, 2 groups, none dropped
     x64, e_id = x.double(), (100 * x.double() @ ids.double().T).exp().sum(1)
     negs = cands[idx].double()
-    masses = [e_id / (e_id + (100 * x64 @ negs[(table["group"] == g).to_numpy()].T).exp().sum(1)) for g in (0, 1)]
+    in_group = [torch.from_numpy((table["group"] == g).to_numpy().copy()) for g in (0, 1)]
+    masses = [e_id / (e_id + (100 * x64 @ negs[m].T).exp().sum(1)) for m in in_group]
     mass = torch.stack(masses).mean(0)
     torch.testing.assert_close(scorer.score(x), (mass / (1 - mass)).log(), atol=1e-6, rtol=0)
     # a second fit reads the candidate ensembles from the cache
