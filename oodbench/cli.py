@@ -33,9 +33,15 @@ EXIT_USER_ERROR = 2
 PIPE_WIDTH = 200
 
 
+#: The same for `--help` piped into a pager or a file: typer's help reads its width from TERMINAL_WIDTH
+#: when it first formats help, else assumes 80 columns, which wraps every option's text to a few words.
+HELP_PIPE_WIDTH = 120
+
+
 def _stdout_console() -> Console:
     if sys.stdout.isatty() or os.environ.get("COLUMNS"):
         return Console()
+    os.environ.setdefault("TERMINAL_WIDTH", str(HELP_PIPE_WIDTH))
     return Console(width=PIPE_WIDTH)
 
 

@@ -201,3 +201,13 @@ def test_tables_written_to_a_pipe_are_not_cut_to_80_columns(tmp_path):
     assert "neglabel-imagenet" in proc.stdout and "ViT-B-16 laion2b_s34b_b88k" in proc.stdout
     assert "…" not in proc.stdout
     assert "1 row " in proc.stdout and "1 rows" not in proc.stdout
+
+
+def test_help_written_to_a_pipe_is_not_wrapped_at_80_columns(tmp_path):
+    # typer's help assumed 80 columns in a pipe: `oodbench run --help | less` wrapped each option's text
+    # to a few words per line
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TERMINAL_WIDTH")}
+    proc = subprocess.run([sys.executable, "-m", "oodbench.cli", "run", "--help"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert max(len(line) for line in proc.stdout.splitlines()) == 120
