@@ -138,7 +138,8 @@ def build_config(methods: str | Sequence[str], benchmark: str = "toyworld", *, o
                  params: Mapping[str, Mapping[str, Any]] | None = None,
                  templates: str | Sequence[str] | None = None, words: str | Path | None = None,
                  clipn_checkpoint: str | None = None, fpr_convention: str = "nearest",
-                 interpolation: str | None = None, quick_gelu: bool | None = None, batch_size: int = 128,
+                 interpolation: str | None = None, resize: int | None = None,
+                 quick_gelu: bool | None = None, batch_size: int = 128,
                  workers: int | None = None, seed: int = 0, download: bool = False,
                  out: str | Path | None = None, skip_existing: bool = False, save_scores: bool = False,
                  bootstrap: int = 1000, tag: str | None = None, verify_content: bool = False,
@@ -178,6 +179,9 @@ def build_config(methods: str | Sequence[str], benchmark: str = "toyworld", *, o
         check_tag(tag)
     if stream_repeats < 1:
         raise OodbenchError(f"--stream-repeats must be at least 1; got {stream_repeats}.")
+    if resize is not None and (isinstance(resize, bool) or not isinstance(resize, int) or resize < 1):
+        raise OodbenchError(f"--resize takes the shorter side in pixels before the centre crop (OpenOOD: "
+                            f"256); got {resize!r}.")
     method_params = {m: dict(p) for m, p in (params or {}).items()}
     if clipn_checkpoint:
         users = [name for name in ("clipn-ctw", "clipn-atd") if name in names]
@@ -194,7 +198,7 @@ def build_config(methods: str | Sequence[str], benchmark: str = "toyworld", *, o
             model=model or bench.model or "ViT-B-16",
             pretrained=pretrained or (bench.pretrained if model in (None, bench.model) else None) or "openai",
             precision=precision, device=device, quick_gelu=quick_gelu, seed=seed,
-            interpolation=interpolation or bench.interpolation),
+            interpolation=interpolation or bench.interpolation, resize=resize),
         data=DataContext(data_root=Path(data_root) if data_root is not None else None, download=download,
                          cache_dir=store.root),
         store=store, out_dir=Path(out) if out is not None else Path("results"), batch_size=batch_size,
@@ -217,7 +221,7 @@ def evaluate(methods: str | Sequence[str], benchmark: str = "toyworld", *, ood: 
     suite's), ``model`` / ``pretrained`` (default: the suite's backbone), ``data_root``,
     ``cache_dir`` (default ``$OODBENCH_CACHE`` or ``~/.cache/oodbench``), ``device``, ``params``
     (``{"mcm": {"temperature": 2}}``); further keywords: ``precision``, ``templates``, ``words``,
-    ``clipn_checkpoint``, ``fpr_convention``, ``interpolation``, ``quick_gelu``, ``batch_size``,
+    ``clipn_checkpoint``, ``fpr_convention``, ``interpolation``, ``resize``, ``quick_gelu``, ``batch_size``,
     ``workers``, ``seed``, ``download``, ``verify_content``, ``bootstrap`` (resamples, 0 = none),
     ``stream_repeats`` (stream orders per OOD set for test-time methods), and
     ``out`` (a results folder: then result files are written as by the CLI, with ``save_scores`` and

@@ -177,6 +177,10 @@ def run(
         help="Image resize interpolation: bicubic (open_clip's default) or bilinear (as MCM's and "
              "NegLabel's code resized; the imagenet suite's default). Default: the suite's, else "
              "bicubic. Part of the feature cache key.")] = None,
+    resize: Annotated[Optional[int], typer.Option(
+        min=1, help="Resize the shorter side to this many pixels before the centre crop (default: the crop "
+                    "size, as CLIP does; OpenOOD and OpenOOD-VLM, hence AdaNeg's and TANL's numbers, use "
+                    "256). Part of the feature cache key.")] = None,
     quick_gelu: Annotated[Optional[bool], typer.Option(
         "--quick-gelu/--no-quick-gelu", help="Force QuickGELU on/off (default: what the weights were trained "
                                              "with: QuickGELU for openai and other tags that ask for it, "
@@ -204,7 +208,8 @@ def run(
         method, id, ood=ood.split(",") if ood else None, model=model, pretrained=pretrained,
         data_root=data_root, cache_dir=cache_dir, device=device, precision=precision.value,
         params=_parse_params(param or []), templates=templates, words=words, clipn_checkpoint=clipn_checkpoint,
-        fpr_convention=fpr_convention.value, interpolation=interpolation, quick_gelu=quick_gelu,
+        fpr_convention=fpr_convention.value, interpolation=interpolation, resize=resize,
+        quick_gelu=quick_gelu,
         batch_size=batch_size, workers=workers, seed=seed, download=download, out=out,
         skip_existing=skip_existing, save_scores=save_scores, bootstrap=bootstrap, tag=tag,
         verify_content=verify_content, stream_repeats=stream_repeats)
@@ -397,7 +402,8 @@ def reproduce(
             cells = []
             for metric in ("fpr95", "auroc"):
                 ours, theirs, diff = row[metric]
-                cells += [f"{ours:.2f}", "—" if theirs is None else f"{theirs:.2f}",
+                spread = f" ± {row['std'][metric]:.2f}" if metric in row["std"] else ""  # a stream method
+                cells += [f"{ours:.2f}{spread}", "—" if theirs is None else f"{theirs:.2f}",
                           "—" if diff is None else f"{diff:+.2f}"]
             table.add_row(escape(row["ood"]), *cells)
         stdout.print(table)

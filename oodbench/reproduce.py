@@ -16,7 +16,8 @@ precision, resize interpolation, templates, class-name spelling, OOD sets and FP
     unsupported = ["..."]                  # what oodbench cannot express, each with its expected effect
     [backbone]                             # required: model, pretrained, activation (quick_gelu | gelu),
                                            # precision (fp32 | bf16 | fp16: autocast, fp32 on a CPU),
-                                           # interpolation (bicubic | bilinear)
+                                           # interpolation (bicubic | bilinear), optional resize
+                                           # (the shorter side before the centre crop, e.g. 256)
     [text]                                 # optional: templates (a list) or templates_of (a method whose
                                            # published templates every method gets, e.g. "clipn-ctw": CLIPN's
                                            # 128 lines verbatim), and class_names (a file, one name per
@@ -95,6 +96,7 @@ class Protocol:
     precision: str
     interpolation: str
     origin: str
+    resize: int | None = None  # the shorter side before the centre crop (None: the crop size)
     templates: tuple[str, ...] | None = None
     templates_of: str | None = None
     class_names: str | None = None
@@ -135,7 +137,7 @@ class Protocol:
 
         return BackboneSpec(model=self.model, pretrained=self.pretrained, precision=precision or self.precision,
                             device=device, quick_gelu=ACTIVATIONS[self.activation], seed=seed,
-                            interpolation=self.interpolation)
+                            interpolation=self.interpolation, resize=self.resize)
 
     def template_list(self) -> list[str] | None:
         """The templates every method gets (None: each method's own default)."""
@@ -202,6 +204,8 @@ def _choice(value: Any, key: str, allowed: Sequence[str], origin: str) -> str:
 
 
 def _numbers(value: Any, key: str, sets: Sequence[str], origin: str) -> dict[str, float]:
+    if value is None:
+        return {}  # not published (e.g. TANL's AUROCs); the other metric must be there
     if not isinstance(value, dict) or not value:
         raise _fail(origin, f"{key} must be a table of OOD set -> number, got {value!r}")
     strangers = sorted(set(value) - set(sets) - {"average"})
@@ -212,8 +216,15 @@ def _numbers(value: Any, key: str, sets: Sequence[str], origin: str) -> dict[str
     return {k: float(v) for k, v in value.items()}
 
 
+def _resize(value: Any, origin: str) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise _fail(origin, f"backbone.resize must be the shorter side in pixels before the centre crop "
+                            f"(e.g. 256), got {value!r}")
+    return value
+
+
 SECTIONS = {"backbone", "text", "lexicon_options", "params", "reference", "published"}
-SECTION_KEYS = {"backbone": {"model", "pretrained", "activation", "precision", "interpolation"},
+SECTION_KEYS = {"backbone": {"model", "pretrained", "activation", "precision", "interpolation", "resize"},
                 "text": {"templates", "templates_of", "class_names"},
                 "published": {"method", "variant", "source", "fpr_convention", "fpr95", "auroc"}}
 KEYS = {"name", "cite", "paper", "code", "suite", "ood", "methods", "fpr_convention", "default_variant", "unsupported"}
@@ -271,10 +282,13 @@ def parse_protocol(text: str, *, name: str, origin: str, folder: Path | None = N
         if row_convention != convention:
             raise _fail(origin, f"{where} was computed with FPR95 convention {row_convention!r} but the protocol "
                                 f"runs {convention!r}; compare like with like")
+        fpr95 = _numbers(row.get("fpr95"), f"{where}.fpr95", ood, origin)
+        auroc = _numbers(row.get("auroc"), f"{where}.auroc", ood, origin)
+        if not fpr95 and not auroc:
+            raise _fail(origin, f"{where} gives neither fpr95 nor auroc")
         published.append(Published(
             method=method, source=_req(row, "source", origin), fpr_convention=row_convention,
-            fpr95=_numbers(row.get("fpr95"), f"{where}.fpr95", ood, origin),
-            auroc=_numbers(row.get("auroc"), f"{where}.auroc", ood, origin), variant=row.get("variant")))
+            fpr95=fpr95, auroc=auroc, variant=row.get("variant")))
     unsupported = data.get("unsupported", [])
     return Protocol(
         name=name, cite=_req(data, "cite", origin), paper=_req(data, "paper", origin), code=_req(data, "code", origin),
@@ -283,6 +297,7 @@ def parse_protocol(text: str, *, name: str, origin: str, folder: Path | None = N
         activation=_choice(bb.get("activation"), "backbone.activation", tuple(ACTIVATIONS), origin),
         precision=_choice(bb.get("precision", "fp32"), "backbone.precision", PRECISIONS, origin),
         interpolation=_choice(bb.get("interpolation"), "backbone.interpolation", INTERPOLATIONS, origin),
+        resize=_resize(bb.get("resize"), origin),
         origin=origin, templates=templates, templates_of=templates_of, class_names=class_names,
         lexicon_options=dict(data["lexicon_options"]) if "lexicon_options" in data else None,
         params={m: dict(v) for m, v in params.items()},
@@ -331,7 +346,9 @@ def settings(protocol: Protocol, methods: Sequence[str] | None = None) -> list[t
         ("backbone", f"{protocol.model} / {protocol.pretrained}, activation {protocol.activation}"),
         ("precision", protocol.precision + (" (autocast on a GPU; fp32 on a CPU)" if protocol.precision != "fp32"
                                             else "")),
-        ("preprocessing", f"resize {protocol.interpolation}, the model's size and centre crop, its mean/std"),
+        ("preprocessing", f"resize {protocol.interpolation} to "
+                          + (f"{protocol.resize} on the shorter side" if protocol.resize
+                             else "the model's size") + ", centre crop to the model's size, its mean/std"),
         ("class names", f"{protocol.class_names} ({len(names)} names)" if names else "the suite's ID set's"),
         ("templates", "each method's own default" if templates is None else
          (f"{protocol.templates_of}'s, " if protocol.templates_of else "") + f"{len(templates)}: "
@@ -384,12 +401,13 @@ def run_protocol(protocol: Protocol, *, data_root: Path | None = None, cache_dir
 
 
 def comparison(protocol: Protocol, result: ResultSet, variant: str | None = None) -> list[dict[str, Any]]:
-    """Ours beside the published numbers, per OOD set and average, in percent, with ours - published."""
+    """Ours beside the published numbers, per OOD set and average, in percent, with ours - published;
+    ``std``: a test-time method's spread over its stream orders (percent), per metric."""
     pub = protocol.published_for(result.method, variant)
     rows = []
     for row in result.rows:
         ood = row["ood"]
-        entry: dict[str, Any] = {"ood": ood}
+        entry: dict[str, Any] = {"ood": ood, "std": {k: 100.0 * v for k, v in (row.get("std") or {}).items()}}
         for metric in ("fpr95", "auroc"):
             ours = 100.0 * row[metric]
             theirs = (getattr(pub, metric).get(ood) if pub else None)

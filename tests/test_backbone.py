@@ -172,3 +172,25 @@ def test_interpolation_is_part_of_the_identity():
     assert bicubic.key != bilinear.key  # so cached image features never mix the two
     with pytest.raises(OodbenchError, match="Unknown interpolation"):
         Backbone.load(BackboneSpec(TINY, interpolation="nearest"))
+
+
+def test_resize_before_the_centre_crop_as_openood_does():
+    # OpenOOD-VLM (AdaNeg, TANL) preprocesses with Resize(256) + CenterCrop(224); CLIP with Resize(224) +
+    # CenterCrop(224). --resize gives the former, keeps the interpolation, and is part of the identity.
+    import numpy as np
+    from PIL import Image
+    from torchvision import transforms as T
+
+    plain = Backbone.load(BackboneSpec(TINY, interpolation="bicubic"))
+    crop = plain.preprocess.transforms[1].size[0]
+    wide = Backbone.load(BackboneSpec(TINY, interpolation="bicubic", resize=crop + 8))
+    assert wide.key != plain.key and f"size={crop + 8}" in wide.identity["preprocess"]
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (61, 97, 3), dtype=np.uint8))
+    want = T.Compose([T.Resize(crop + 8, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(crop),
+                      T.ToTensor(), T.Normalize(plain.preprocess.transforms[-1].mean,
+                                                plain.preprocess.transforms[-1].std)])(image)
+    assert torch.equal(wide.preprocess(image), want)
+    assert not torch.equal(plain.preprocess(image), want)  # the default resizes to the crop size
+    with pytest.raises(OodbenchError, match=f"at least {crop}"):
+        Backbone.load(BackboneSpec(TINY, resize=crop - 1))

@@ -260,3 +260,13 @@ def test_every_missing_data_set_is_named_in_one_error(folder_benchmark, tmp_path
     assert "2 of the run's data sets cannot be opened: inaturalist, sun." in text
     assert "Data set 'inaturalist': no folder found" in text and "Data set 'sun': no folder found" in text
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("*.json"))
+
+
+def test_resize_option_reaches_the_preprocessing(folder_benchmark, tmp_path):
+    res = runner.invoke(app, custom_run_args(folder_benchmark, tmp_path / "r", "--resize", "40",
+                                             "--interpolation", "bicubic"))
+    assert res.exit_code == 0, res.output
+    data = json.loads(next((tmp_path / "r").rglob("mcm.json")).read_text())
+    assert "Resize(size=40, interpolation=bicubic" in data["backbone"]["preprocess"]
+    bad = runner.invoke(app, custom_run_args(folder_benchmark, tmp_path / "r2", "--resize", "3"))
+    assert bad.exit_code == 2 and "at least" in bad.output and not (tmp_path / "r2").exists()

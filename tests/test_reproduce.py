@@ -28,7 +28,8 @@ def test_bundled_protocols_are_consistent():
     from oodbench.benchmarks import resolve_benchmark
 
     protocols = {p.name: p for p in bundled_protocols()}
-    assert set(protocols) == {"mcm-imagenet", "neglabel-imagenet", "clipn-imagenet", "clipn-cifar100"}
+    assert set(protocols) == {"mcm-imagenet", "neglabel-imagenet", "clipn-imagenet", "clipn-cifar100",
+                              "adaneg-imagenet", "tanl-imagenet"}
     for p in protocols.values():
         assert set(p.ood) <= set(resolve_benchmark(p.suite).ood)
         for method in p.methods:
@@ -45,6 +46,16 @@ def test_bundled_protocols_are_consistent():
     assert protocols["clipn-imagenet"].published_for("clipn-atd").fpr95["average"] == 29.46
     assert protocols["clipn-imagenet"].published_for("clipn-atd", "repeat 2").fpr95["sun"] == 23.41
     assert protocols["clipn-imagenet"].published_for("msp") is None
+    # OpenOOD-VLM's test streams: Resize(256) bicubic + CenterCrop(224), OOD-positive FPR95; everything else
+    # keeps the crop size
+    for name in ("adaneg-imagenet", "tanl-imagenet"):
+        p = protocols[name]
+        assert (p.resize, p.interpolation, p.fpr_convention) == (256, "bicubic", "openood"), name
+        assert p.backbone().resize == 256
+    assert all(protocols[n].resize is None for n in ("mcm-imagenet", "neglabel-imagenet", "clipn-imagenet"))
+    assert protocols["adaneg-imagenet"].published_for("adaneg").fpr95["average"] == 17.95  # default variant
+    assert protocols["adaneg-imagenet"].published_for("adaneg", "paper").auroc == {"average": 96.66}
+    assert protocols["tanl-imagenet"].published_for("tanl").auroc == {}  # not published
 
 
 def test_list_and_dry_run_run_nothing(monkeypatch):
@@ -149,6 +160,9 @@ def test_class_names_must_match_the_id_set(tiny_protocol, tmp_path):
     (("activation = \"gelu\"", "activation = \"relu\""), "activation"),
     (("interpolation = \"bilinear\"\n", "interpolation = \"bilinear\"\nactvation = \"gelu\"\n"), "unknown key"),
     (("methods = [\"mcm\", \"msp\"]", "methods = []"), "methods"),
+    (("interpolation = \"bilinear\"\n", "interpolation = \"bilinear\"\nresize = \"256\"\n"),
+     "backbone.resize"),
+    (("interpolation = \"bilinear\"\n", "interpolation = \"bilinear\"\nresize = 0\n"), "backbone.resize"),
 ])
 def test_bad_protocol_files_fail_clearly(tmp_path, change, match):
     text = protocol_text(tmp_path / "s.toml", ["sun"]).replace(*change)
@@ -161,3 +175,34 @@ def test_bad_protocol_files_fail_clearly(tmp_path, change, match):
     with pytest.raises(OodbenchError, match="does not exist"):
         load_protocol(str(tmp_path / "missing.toml"))
     assert re.search("Unknown protocol", str(pytest.raises(OodbenchError, load_protocol, "mcm").value))
+
+
+def test_a_protocols_resize_reaches_the_backbone_and_the_dry_run(tmp_path):
+    text = protocol_text(tmp_path / "s.toml", ["sun"]).replace('interpolation = "bilinear"\n',
+                                                               'interpolation = "bicubic"\nresize = 256\n')
+    protocol = parse_protocol(text, name="wide", origin="wide.toml")
+    assert protocol.resize == 256 and protocol.backbone().resize == 256
+    from oodbench.reproduce import settings
+
+    assert ("preprocessing", "resize bicubic to 256 on the shorter side, centre crop to the model's size, "
+            "its mean/std") in settings(protocol)
+    published = ('[[published]]\nmethod = "mcm"\nsource = "x"\nfpr_convention = "interpolate"\n')
+    with pytest.raises(OodbenchError, match="neither fpr95 nor auroc"):
+        parse_protocol(text + published, name="wide", origin="wide.toml")
+    only_fpr = parse_protocol(text + published + "fpr95 = { sun = 3.0 }\n", name="wide", origin="wide.toml")
+    assert only_fpr.published[0].auroc == {} and only_fpr.published[0].fpr95 == {"sun": 3.0}
+
+
+def test_comparison_carries_a_stream_methods_spread(tmp_path):
+    from oodbench.reproduce import comparison
+    from oodbench.results import ResultSet
+
+    text = protocol_text(tmp_path / "s.toml", ["sun"]) + (
+        '[[published]]\nmethod = "mcm"\nsource = "x"\nfpr_convention = "interpolate"\n'
+        'fpr95 = { sun = 30.0 }\n')
+    protocol = parse_protocol(text, name="p", origin="p.toml")
+    rows = [{"ood": "sun", "fpr95": 0.3125, "auroc": 0.9, "std": {"fpr95": 0.005, "auroc": 0.001}},
+            {"ood": "average", "fpr95": 0.3125, "auroc": 0.9}]
+    got = comparison(protocol, ResultSet("b", {"slug": "m"}, "mcm", {}, rows))
+    assert got[0]["fpr95"] == (31.25, 30.0, pytest.approx(1.25)) and got[0]["auroc"] == (90.0, None, None)
+    assert got[0]["std"] == {"fpr95": 0.5, "auroc": 0.1} and got[1]["std"] == {}

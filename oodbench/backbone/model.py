@@ -152,6 +152,8 @@ class Backbone:
         if pretrained_path is not None:
             load_weights_file(model, pretrained_path)
         model.eval().requires_grad_(False).to(device)
+        if spec.resize is not None:
+            preprocess = with_resize(preprocess, spec.resize)
         identity["preprocess"] = _describe_transform(preprocess)
         tokenizer = open_clip.get_tokenizer(model_name)
         return cls(spec=spec, model=model, preprocess=preprocess, tokenizer=tokenizer, device=device,
@@ -355,6 +357,27 @@ class _DropMessage(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return self.text not in record.getMessage()
+
+
+def with_resize(preprocess: Any, size: int) -> Any:
+    """``preprocess`` with its resize of the shorter side set to ``size`` (same interpolation); the centre
+    crop after it keeps the model's input size. ``size`` below the crop would pad: refused."""
+    from torchvision import transforms as T
+
+    steps = list(getattr(preprocess, "transforms", []))
+    resizes = [i for i, t in enumerate(steps) if isinstance(t, T.Resize)]
+    crops = [t for t in steps if isinstance(t, T.CenterCrop)]
+    if len(resizes) != 1 or len(crops) != 1:
+        raise OodbenchError(f"--resize needs a resize-then-centre-crop preprocessing; this model's is "
+                            f"{preprocess}.")
+    crop = max(crops[0].size)
+    if isinstance(size, bool) or not isinstance(size, int) or size < crop:
+        raise OodbenchError(f"--resize {size!r}: the shorter side before the {crop} x {crop} centre crop "
+                            f"must be a whole number of pixels, at least {crop} (OpenOOD's is 256).")
+    old = steps[resizes[0]]
+    steps[resizes[0]] = T.Resize(size, interpolation=old.interpolation, max_size=old.max_size,
+                                 antialias=old.antialias)
+    return T.Compose(steps)
 
 
 def _describe_transform(t: Any) -> str:

@@ -20,3 +20,6 @@ class BackboneSpec:
     quick_gelu: bool | None = None  # None = decide automatically
     seed: int = 0  # random initialisation seed, used only with pretrained "none"
     interpolation: str | None = None  # image resize: None = the model's default (bicubic for CLIP)
+    # the shorter side before the centre crop: None = the crop size, as CLIP and open_clip resize; OpenOOD
+    # and OpenOOD-VLM (AdaNeg, TANL) resize to 256, then crop 224
+    resize: int | None = None
