@@ -29,7 +29,7 @@ def test_bundled_protocols_are_consistent():
 
     protocols = {p.name: p for p in bundled_protocols()}
     assert set(protocols) == {"mcm-imagenet", "neglabel-imagenet", "clipn-imagenet", "clipn-cifar100",
-                              "adaneg-imagenet", "tanl-imagenet"}
+                              "adaneg-imagenet", "tanl-imagenet", "csp-imagenet"}
     for p in protocols.values():
         assert set(p.ood) <= set(resolve_benchmark(p.suite).ood)
         for method in p.methods:
@@ -56,6 +56,8 @@ def test_bundled_protocols_are_consistent():
     assert protocols["adaneg-imagenet"].published_for("adaneg").fpr95["average"] == 17.95  # default variant
     assert protocols["adaneg-imagenet"].published_for("adaneg", "paper").auroc == {"average": 96.66}
     assert protocols["tanl-imagenet"].published_for("tanl").auroc == {}  # not published
+    assert protocols["csp-imagenet"].published_for("csp").fpr95["average"] == 17.51
+    assert protocols["csp-imagenet"].lexicon_options == protocols["neglabel-imagenet"].lexicon_options
 
 
 def test_list_and_dry_run_run_nothing(monkeypatch):
