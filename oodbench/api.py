@@ -198,7 +198,9 @@ def build_config(methods: str | Sequence[str], benchmark: str = "toyworld", *, o
             model=model or bench.model or "ViT-B-16",
             pretrained=pretrained or (bench.pretrained if model in (None, bench.model) else None) or "openai",
             precision=precision, device=device, quick_gelu=quick_gelu, seed=seed,
-            interpolation=interpolation or bench.interpolation, resize=resize),
+            interpolation=interpolation or bench.interpolation,
+            # the suite's resize belongs to its model's crop size (256 for 224): another model keeps its own
+            resize=resize or (bench.resize if model in (None, bench.model) else None)),
         data=DataContext(data_root=Path(data_root) if data_root is not None else None, download=download,
                          cache_dir=store.root),
         store=store, out_dir=Path(out) if out is not None else Path("results"), batch_size=batch_size,

@@ -13,6 +13,7 @@ asked for a name. A suite file holds::
     model = "ViT-B-16"                       # optional default backbone ...
     pretrained = "openai"                    # ... and its weights tag
     interpolation = "bilinear"               # optional default image resize (bicubic or bilinear)
+    resize = 256                             # optional: the shorter side before the centre crop (OpenOOD)
     [lexicon_options]                        # optional, handed to the lexicon
     exclude = ["noun.animal"]
     [params.neglabel]                        # optional per-method parameter defaults
@@ -59,8 +60,9 @@ class BenchmarkSpec:
 
     ``templates`` overrides every method's prompt templates (None: each method's own default);
     ``lexicon`` / ``lexicon_options`` name the word source of negative-label methods; ``model`` /
-    ``pretrained`` are the suite's default backbone and ``interpolation`` its default image resize (None:
-    the model's own, bicubic for CLIP); ``params`` maps a method name to its parameter
+    ``pretrained`` are the suite's default backbone, ``interpolation`` its default image resize (None:
+    the model's own, bicubic for CLIP) and ``resize`` the shorter side before the centre crop (None: the
+    crop size); ``params`` maps a method name to its parameter
     defaults (the user's ``--param`` wins over them); ``groups`` maps a group name to its OOD sets
     (empty: no groups; otherwise every OOD set is in exactly one group). ``suite_ood``: the suite's own OOD
     sets when ``--ood`` replaced them (None otherwise): such a run is another run, written to another file.
@@ -80,6 +82,7 @@ class BenchmarkSpec:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     suite_ood: tuple[str, ...] | None = None
+    resize: int | None = None
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -92,7 +95,8 @@ class BenchmarkSpec:
 
 
 REQUIRED_KEYS = ("description", "source", "id", "ood")
-ALLOWED_KEYS = frozenset(f.name for f in dataclasses.fields(BenchmarkSpec))
+#: What a suite file may set: the spec's fields, but not what a run records about itself.
+ALLOWED_KEYS = frozenset(f.name for f in dataclasses.fields(BenchmarkSpec)) - {"suite_ood"}
 
 
 def _fail(origin: str, problem: str) -> OodbenchError:
@@ -157,6 +161,10 @@ def spec_from_mapping(data: Mapping[str, Any], *, name: str, origin: str) -> Ben
     ood = _str_list(data["ood"], "ood", origin)
     groups = _groups(data.get("groups", {}), ood, origin)
     interpolation = _str(data, "interpolation", origin)  # checked where the backbone loads (no torch here)
+    resize = data.get("resize")
+    if resize is not None and (isinstance(resize, bool) or not isinstance(resize, int) or resize < 1):
+        raise _fail(origin, f"'resize' must be the shorter side in pixels before the centre crop (e.g. 256), "
+                            f"got {resize!r}")
     return BenchmarkSpec(
         name=name,
         description=_str(data, "description", origin, required=True) or "",
@@ -171,6 +179,7 @@ def spec_from_mapping(data: Mapping[str, Any], *, name: str, origin: str) -> Ben
         interpolation=interpolation,
         params={m: dict(v) for m, v in params.items()},
         groups=groups,
+        resize=resize,
     )
 
 

@@ -125,7 +125,8 @@ class Protocol:
         for method, values in self.params.items():
             params.setdefault(method, {}).update(values)
         return dataclasses.replace(  # the protocol's OOD sets are its own: no suite_ood
-            bench, name=self.name, interpolation=self.interpolation, model=self.model, suite_ood=None,
+            bench, name=self.name, interpolation=self.interpolation, resize=self.resize, model=self.model,
+            suite_ood=None,
             templates=tuple(templates) if templates is not None else bench.templates,
             pretrained=self.pretrained, params=params,
             lexicon_options=dict(self.lexicon_options) if self.lexicon_options is not None

@@ -44,7 +44,7 @@ def write_suite(tmp_path: Path, text: str, name: str = "mine") -> Path:
 def test_spec_fields_are_the_contract():
     assert [f.name for f in dataclasses.fields(BenchmarkSpec)] == [
         "name", "description", "source", "id", "ood", "templates", "lexicon", "lexicon_options", "model",
-        "pretrained", "interpolation", "params", "groups", "suite_ood"]
+        "pretrained", "interpolation", "params", "groups", "suite_ood", "resize"]
     spec = BenchmarkSpec("x", "d", "s", "imagenet", ("sun",))
     assert spec.templates is None and spec.lexicon_options == {} and spec.params == {} and spec.groups == {}
     assert spec.suite_ood is None
@@ -92,12 +92,25 @@ def test_unknown_benchmark_lists_the_known_ones():
 def test_a_full_suite_file(tmp_path):
     path = write_suite(tmp_path, MINIMAL + 'templates = ["a photo of a {}.", "art of the {}."]\n'
                        'lexicon = "toyworld"\nmodel = "RN50"\npretrained = "openai"\n'
+                       'resize = 256\n'
                        '[lexicon_options]\nexclude = ["noun.food"]\n[params.neglabel]\ngroups = 100\n',
                        name="my-suite")
     b = load_benchmark_file(path)
     assert b.name == "my-suite" and b.ood == ("sun",)
     assert b.templates == ("a photo of a {}.", "art of the {}.")
     assert b.params == {"neglabel": {"groups": 100}} and b.lexicon_options == {"exclude": ["noun.food"]}
+    assert b.resize == 256
+    # the OpenOOD suite preprocesses as OpenOOD does; the MOS suite as MCM and NegLabel do
+    from oodbench.benchmarks import resolve_benchmark
+
+    openood, mos = resolve_benchmark("openood-imagenet"), resolve_benchmark("imagenet")
+    assert (openood.resize, openood.interpolation) == (256, "bicubic")
+    assert (mos.resize, mos.interpolation) == (None, "bilinear")
+    from oodbench.api import build_config
+
+    assert build_config("mcm", "openood-imagenet").backbone.resize == 256
+    assert build_config("mcm", "openood-imagenet", model="ViT-L-14-336").backbone.resize is None  # its own crop
+    assert build_config("mcm", "openood-imagenet", model="ViT-L-14-336", resize=384).backbone.resize == 384
 
 
 @pytest.mark.parametrize(("text", "problem"), [
@@ -113,6 +126,8 @@ def test_a_full_suite_file(tmp_path):
     (MINIMAL + "params = 3\n", "'params' must be a table"),
     (MINIMAL + "[params]\nneglabel = 3\n", "params.neglabel must be a table"),
     (MINIMAL + "id = 'twice'\n", "not valid TOML"),
+    (MINIMAL + "resize = 0\n", "'resize' must be the shorter side"),
+    (MINIMAL + "suite_ood = ['sun']\n", "unknown key(s) 'suite_ood'"),
 ])
 def test_invalid_suite_files_name_the_file_and_the_problem(tmp_path, text, problem):
     path = write_suite(tmp_path, text)
