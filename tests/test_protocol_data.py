@@ -362,7 +362,8 @@ def test_waterbirds_errors(tmp_path):
 def test_runner_marks_every_image_of_an_ood_set_minus_one():
     import torch
 
-    from oodbench.runner import EncodedSet, as_ood
+    from oodbench.runner import as_ood
+    from oodbench.scoring import EncodedSet
 
     enc = EncodedSet("imagenet-r", torch.zeros(3, 4), np.array([5, 0, 199]), {"name": "imagenet-r"}, False)
     out = as_ood(enc)

@@ -18,9 +18,10 @@ from oodbench.data.spec import DataContext
 from oodbench.features import FeatureStore
 from oodbench.methods.common import max_softmax
 from oodbench.metrics import ood_metrics
-from oodbench.runner import RunConfig, run, stream_order, stream_seed
+from oodbench.runner import RunConfig, run
 from oodbench.scorefile import metrics_from_scores
 from oodbench.scorer import METHODS, ClassHeadScorer, MethodInfo, StreamScorer, StreamScores, register_method
+from oodbench.scoring import stream_order, stream_seed
 
 
 @dataclass
@@ -142,7 +143,7 @@ def test_repeats_seed_and_identity(folder_benchmark, tmp_path, probe):
 def test_static_methods_never_enter_the_stream_path(folder_benchmark, tmp_path, monkeypatch):
     import oodbench.runner as runner
 
-    monkeypatch.setattr(runner, "_score_streams", lambda *a, **k: pytest.fail("stream path for a static method"))
+    monkeypatch.setattr(runner, "score_streams", lambda *a, **k: pytest.fail("stream path for a static method"))
     assert not ClassHeadScorer.stream
     [res] = run(config(folder_benchmark, tmp_path, ["mcm"]))
     assert "std" not in res.rows[0]

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from oodbench import runner
+from oodbench import runner, scoring
 from oodbench.backbone import BackboneSpec
 from oodbench.benchmarks import BENCHMARKS
 from oodbench.data.spec import DataContext
@@ -141,7 +141,7 @@ def test_printed_numbers_survive_other_cpus_kernels(mini_results, method):
 
         if scorer.stream:  # the runner's streams (same seeds, mean over repeats) of the nudged features
             moved = [dataclasses.replace(e, features=nudge(e.features)) for e in (id_enc, *ood_enc)]
-            rows, *_ = runner._score_streams(scorer, moved[0], moved[1:],
+            rows, *_ = scoring.score_streams(scorer, moved[0], moved[1:],
                                              dataclasses.replace(fitted["config"], bootstrap=0))
             assert printed([r for r in rows if r["ood"] != "average"]) == want
             continue
