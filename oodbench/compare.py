@@ -5,8 +5,9 @@ aligned image by image (same data set, same ``path``), every metric is recompute
 FPR convention, and each replicate of the difference ``B - A`` uses the **same** resample of the
 images for both runs (:mod:`oodbench.bootstrap`'s streams are seeded by set name), so what the two
 runs share (hard images, easy images) cancels out. A test-time method is measured as its result rows
-are: per OOD set on that set's own streams, the mean over its seeded stream orders (each replicate too). An interval that excludes 0 says the difference is
-larger than the resampling noise of these test sets; one that straddles 0 says it is not.
+are: per OOD set on that set's own streams, the mean over its seeded stream orders (each replicate too).
+An interval that excludes 0 says the difference is larger than the resampling noise of these test sets;
+one that straddles 0 says it is not.
 """
 
 from __future__ import annotations
@@ -18,23 +19,9 @@ from oodbench.bootstrap import LEVEL, bootstrap_replicates, interval, mean_repli
 from oodbench.errors import OodbenchError
 from oodbench.metrics import METRIC_KEYS, ood_metrics
 from oodbench.results import AVERAGE, ResultSet
+from oodbench.scorefile import set_runs
 
 COLUMNS = ("ood", "metric", "a", "b", "difference", "ci95_low", "ci95_high", "excludes_zero")
-
-
-def _runs(scores: pd.DataFrame, id_set: str, name: str) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
-    """The (ID rows, OOD rows) that OOD set ``name``'s metrics come from, once per stream repeat.
-
-    A static method scored the ID images once: one pair. A test-time method scored them anew in each OOD
-    set's stream, once per seeded stream order: that stream's pairs, one per repeat; its result rows are
-    the means over them.
-    """
-    if "stream" in scores.columns:
-        part = scores[scores["stream"] == name]
-        return [(g[g["dataset"] == id_set], g[g["dataset"] == name]) for _, g in part.groupby("repeat", sort=True)]
-    if name not in set(scores["dataset"]):
-        return []
-    return [(scores[scores["dataset"] == id_set], scores[scores["dataset"] == name])]
 
 
 def _in_order(rows: pd.DataFrame, paths: np.ndarray, dataset: str, label: str, other: str) -> np.ndarray:
@@ -63,13 +50,10 @@ def compare(a: ResultSet, b: ResultSet, *, resamples: int = 1000, seed: int = 0,
         raise OodbenchError(f"{a.label} and {b.label} have different ID sets ({a.id_set} vs {b.id_set}); "
                             "compare runs of the same benchmark.")
     convention = fpr_convention or a.provenance.get("fpr_convention", "nearest")
-    scores_a, scores_b = a.load_scores(), b.load_scores()
     id_set = a.id_set or ""
-    runs = {}
-    for name in (r["ood"] for r in a.rows if r["ood"] != id_set):
-        pair = _runs(scores_a, id_set, name), _runs(scores_b, id_set, name)
-        if pair[0] and pair[1]:
-            runs[name] = pair
+    runs_a, runs_b = set_runs(a.load_scores(), a.id_set), set_runs(b.load_scores(), b.id_set)
+    runs = {name: (runs_a[name], runs_b[name]) for name in (r["ood"] for r in a.rows)
+            if name in runs_a and name in runs_b}
     shared = list(runs)
     if not shared:
         raise OodbenchError(f"{a.label} and {b.label} share no OOD set to compare.")
@@ -84,8 +68,8 @@ def compare(a: ResultSet, b: ResultSet, *, resamples: int = 1000, seed: int = 0,
                   "fpr_convention": convention}
         sides = []
         for side, (method, other) in zip(runs[name], ((a.label, b.label), (b.label, a.label))):
-            pairs = [(_in_order(i, id_paths, id_set, method, other), _in_order(o, ood_paths, name, method, other))
-                     for i, o in side]
+            pairs = [(_in_order(i, id_paths, id_set, method, other),
+                      _in_order(o, ood_paths, name, method, other)) for i, o in side]
             metrics = [ood_metrics(i, o, convention) for i, o in pairs]
             sides.append(({k: float(np.mean([m[k] for m in metrics])) for k in METRIC_KEYS},
                           mean_replicates([bootstrap_replicates(i, o, **common) for i, o in pairs])))

@@ -97,22 +97,12 @@ def read_scores(path: Path, expect_sha256: str | None = None) -> pd.DataFrame:
     return frame
 
 
-def split_scores(frame: pd.DataFrame, id_set: str | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """``(ID scores, {OOD set: scores})`` of a scores table, in file order.
+def _by_set(frame: pd.DataFrame, id_set: str | None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """``(ID rows, {OOD set: its rows})`` of a table in which each data set's images appear once.
 
     The ID set is ``id_set`` when given (a result's provenance names it), else the one data set whose
-    labels are class indices (>= 0). A stream method's table (``stream`` / ``repeat`` columns) gives its
-    first repeat: each OOD set's own stream, and the ID scores of the first stream.
+    labels are class indices (>= 0).
     """
-    if "stream" in frame.columns:
-        first = frame[frame["repeat"] == frame["repeat"].min()]
-        streams = list(dict.fromkeys(first["stream"]))
-        s_id, _ = split_scores(first[first["stream"] == streams[0]].drop(columns=list(STREAM_COLUMNS)), id_set)
-        oods = {}
-        for name in streams:
-            _, sets = split_scores(first[first["stream"] == name].drop(columns=list(STREAM_COLUMNS)), id_set)
-            oods.update(sets)
-        return s_id, oods
     names = list(dict.fromkeys(frame["dataset"]))
     if id_set is None:
         labelled = [n for n in names if (frame.loc[frame["dataset"] == n, "label"] >= 0).all()]
@@ -121,39 +111,56 @@ def split_scores(frame: pd.DataFrame, id_set: str | None = None) -> tuple[np.nda
         id_set = labelled[0]
     if id_set not in names:
         raise OodbenchError(f"The scores hold no rows of the ID set {id_set!r} (found {', '.join(names)}).")
-    by_set = {n: frame.loc[frame["dataset"] == n, "score"].to_numpy(np.float64) for n in names}
-    s_id = by_set.pop(id_set)
-    return s_id, by_set
+    return frame[frame["dataset"] == id_set], {n: frame[frame["dataset"] == n] for n in names if n != id_set}
+
+
+def set_runs(frame: pd.DataFrame,
+             id_set: str | None = None) -> dict[str, list[tuple[pd.DataFrame, pd.DataFrame]]]:
+    """``{OOD set: [(ID rows, that set's rows), ...]}``: the samples each OOD set's metrics come from.
+
+    A static method scored the ID images once: one pair per set, the same ID rows for every set. A
+    test-time method scored them anew in each OOD set's stream, once per stream order: one pair per
+    repeat, in repeat order (its result rows are the means over them). Sets in file order.
+    """
+    if "stream" not in frame.columns:
+        id_rows, sets = _by_set(frame, id_set)
+        return {name: [(id_rows, rows)] for name, rows in sets.items()}
+    runs: dict[str, list[tuple[pd.DataFrame, pd.DataFrame]]] = {}
+    for name in dict.fromkeys(frame["stream"]):
+        for _, part in frame[frame["stream"] == name].groupby("repeat", sort=True):
+            id_rows, sets = _by_set(part.drop(columns=list(STREAM_COLUMNS)), id_set)
+            runs.setdefault(name, []).append((id_rows, sets[name]))
+    return runs
+
+
+def _scores(rows: pd.DataFrame) -> np.ndarray:
+    return rows["score"].to_numpy(np.float64)
+
+
+def split_scores(frame: pd.DataFrame, id_set: str | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``(ID scores, {OOD set: scores})`` of a scores table, in file order (see :func:`set_runs` for the ID
+    set). A stream method's table gives its first repeat: each OOD set's own stream, and the ID scores of
+    the first stream (:func:`score_pairs` pairs each set with its own stream's)."""
+    if "stream" not in frame.columns:
+        id_rows, sets = _by_set(frame, id_set)
+        return _scores(id_rows), {name: _scores(rows) for name, rows in sets.items()}
+    pairs = score_pairs(frame, id_set)
+    return next(iter(pairs.values()))[0], {name: ood for name, (_, ood) in pairs.items()}
 
 
 def score_pairs(frame: pd.DataFrame, id_set: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``{OOD set: (ID scores, that set's scores)}``: the two samples each OOD set's metrics come from.
-
-    A static method scores the ID images once, so every set shares them. A test-time method scores the ID
-    images anew in each OOD set's stream (what it adapted to differs): each set gets its own stream's ID
-    scores, of the first repeat.
-    """
-    if "stream" in frame.columns:
-        first = frame[frame["repeat"] == frame["repeat"].min()]
-        pairs = {}
-        for name in dict.fromkeys(first["stream"]):
-            s_id, sets = split_scores(first[first["stream"] == name].drop(columns=list(STREAM_COLUMNS)), id_set)
-            pairs[name] = (s_id, sets[name])
-        return pairs
-    s_id, sets = split_scores(frame, id_set)
-    return {name: (s_id, s) for name, s in sets.items()}
+    """``{OOD set: (ID scores, that set's scores)}`` of the first (or only) run of each set
+    (:func:`set_runs`): a test-time method's sets each with their own stream's ID scores."""
+    return {name: (_scores(pairs[0][0]), _scores(pairs[0][1]))
+            for name, pairs in set_runs(frame, id_set).items()}
 
 
 def metrics_from_scores(frame: pd.DataFrame, id_set: str | None = None,
                         fpr_convention: str = "nearest") -> dict[str, dict[str, float]]:
     """``{OOD set: ood_metrics(...)}`` recomputed from a scores table (a stream method's: the mean over
     repeats of each stream's metrics, as its result rows report them)."""
-    if "stream" in frame.columns:
-        out: dict[str, dict[str, float]] = {}
-        for name in dict.fromkeys(frame["stream"]):
-            runs = [metrics_from_scores(part.drop(columns=list(STREAM_COLUMNS)), id_set, fpr_convention)[name]
-                    for _, part in frame[frame["stream"] == name].groupby("repeat", sort=True)]
-            out[name] = {k: float(np.mean([m[k] for m in runs])) for k in runs[0]}
-        return out
-    s_id, oods = split_scores(frame, id_set)
-    return {name: ood_metrics(s_id, s, fpr_convention) for name, s in oods.items()}
+    out: dict[str, dict[str, float]] = {}
+    for name, pairs in set_runs(frame, id_set).items():
+        runs = [ood_metrics(_scores(id_rows), _scores(rows), fpr_convention) for id_rows, rows in pairs]
+        out[name] = {k: float(np.mean([m[k] for m in runs])) for k in runs[0]}
+    return out
