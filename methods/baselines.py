@@ -32,8 +32,6 @@ from oodbench.methods.common import block_rows
 from oodbench.params import param
 from oodbench.scorer import ClassHeadScorer, MethodInfo
 
-DEFAULT_TEMPLATES = ["a photo of a {}"]
-
 
 def cosine_logits(image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
     """``[N, C]`` float64 cosines ``image @ text.T`` of L2-normalised features, on the images' device."""
@@ -133,7 +131,6 @@ class Energy(ClassHeadScorer):
         summary="T * logsumexp_c(cos(image, class_c) / T), T = 0.01",
         url="https://github.com/XixiLiu95/TAG",
     )
-    default_templates = DEFAULT_TEMPLATES
     temperature: float = param(0.01, gt=0)
 
     def score(self, image_features: torch.Tensor) -> torch.Tensor:
@@ -150,7 +147,6 @@ class MaxLogit(ClassHeadScorer):
         summary="max_c cos(image, class_c)",
         url="https://github.com/XixiLiu95/TAG",
     )
-    default_templates = DEFAULT_TEMPLATES
 
     def score(self, image_features: torch.Tensor) -> torch.Tensor:
         return maxlogit_score(image_features, self.text_features)
@@ -166,7 +162,6 @@ class Gen(ClassHeadScorer):
         summary="-sum_{k<=100} p_(k)^0.1 (1 - p_(k))^0.1, p = softmax(cos / 0.01)",
         url="https://github.com/XixiLiu95/TAG",
     )
-    default_templates = DEFAULT_TEMPLATES
     temperature: float = param(0.01, gt=0)
     gamma: float = param(0.1, gt=0, lt=1)
     top_k: int = param(100, ge=1)

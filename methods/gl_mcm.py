@@ -35,7 +35,6 @@ from oodbench.methods.common import max_softmax
 from oodbench.params import param
 from oodbench.scorer import ClassHeadScorer, FitContext, MethodInfo
 
-DEFAULT_TEMPLATES = ["a photo of a {}"]
 #: Logits held per block of the local term: 8M float32 (32 MB, about a server CPU's last-level cache), so
 #: that the max / exp / sum passes after each GEMM read the block from cache. Measured on one EPYC core
 #: (ViT-B/16 sizes): 40 GMAC per CPU-second with blocks of 16-32 images against 31 with 85 images; the
@@ -124,7 +123,6 @@ class GLMCM(ClassHeadScorer):
         url="https://github.com/AtsuMiyai/GL-MCM",
     )
     features = ("global", "patch")
-    default_templates = DEFAULT_TEMPLATES
     temperature: float = param(1.0, gt=0)
     lambda_local: float = param(1.0, ge=0)
 

@@ -14,8 +14,6 @@ from oodbench.methods.common import max_softmax
 from oodbench.params import param
 from oodbench.scorer import ClassHeadScorer, MethodInfo
 
-DEFAULT_TEMPLATES = ["a photo of a {}"]
-
 
 def mcm_score(image_features: torch.Tensor, text_features: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Max softmax of ``cosine / temperature`` over the ID classes.
@@ -40,7 +38,6 @@ class MCM(ClassHeadScorer):
         summary="max_i softmax_i(cos(image, class_i) / T), T = 1",
         url="https://github.com/deeplearning-wisc/MCM",
     )
-    default_templates = DEFAULT_TEMPLATES
     temperature: float = param(1.0, gt=0)
 
     def score(self, image_features: torch.Tensor) -> torch.Tensor:

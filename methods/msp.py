@@ -23,10 +23,6 @@ from oodbench.scorer import ClassHeadScorer, MethodInfo
 
 OUTPUTS = ("log-odds", "probability")
 
-# The same single prompt as MCM, so that MSP vs MCM isolates the temperature (100 vs 1).
-DEFAULT_TEMPLATES = ["a photo of a {}"]
-
-
 def msp_score(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: float = 100.0) -> torch.Tensor:
     """Max softmax of ``logit_scale * cosine`` over the ID classes.
 
@@ -49,13 +45,13 @@ def msp_log_odds(image_features: torch.Tensor, text_features: torch.Tensor,
 
 @dataclass
 class MSP(ClassHeadScorer):
-    """Zero-shot MSP: ``max softmax(100 * cos)``; templates default to "a photo of a {}" (as MCM)."""
+    """Zero-shot MSP: ``max softmax(100 * cos)``; templates default to "a photo of a {}", MCM's single prompt,
+    so that MSP vs MCM isolates the temperature (100 vs 1)."""
 
     info = MethodInfo(
         paper="Hendrycks & Gimpel, ICLR 2017 (zero-shot CLIP variant as in CLIPN, ICCV 2023)",
         summary="max_i softmax_i(100 * cos(image, class_i))",
     )
-    default_templates = DEFAULT_TEMPLATES
     logit_scale: float = param(100.0, gt=0)
     output: str = "log-odds"
 

@@ -275,6 +275,7 @@ class ClassHeadScorer(Scorer):
     ``predict_classes`` is the zero-shot argmax over them. Subclasses only define ``score``.
     """
 
+    #: MCM's reference prompt, which MSP, MCM, GL-MCM and the zero-shot baselines all use
     default_templates: ClassVar[list[str]] = ["a photo of a {}"]
 
     def fit(self, ctx: FitContext) -> None:
