@@ -25,7 +25,6 @@ Default root: ``$OODBENCH_CACHE`` or ``~/.cache/oodbench``; ``--cache-dir`` over
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -41,6 +40,7 @@ import numpy as np
 
 from oodbench.errors import OodbenchError
 from oodbench.files import fsync_dir, make_temp_dir, owner_tag, sweep_stale_temps
+from oodbench.hashing import sha256_json
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,7 @@ def default_cache_dir() -> Path:
 
 def key_of(parts: Mapping[str, Any]) -> str:
     """Stable 24-hex-digit key of a JSON-able mapping."""
-    blob = json.dumps({"v": FORMAT_VERSION, **parts}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+    return sha256_json({"v": FORMAT_VERSION, **parts}, 24)
 
 
 def crc32_of(array: np.ndarray) -> str:

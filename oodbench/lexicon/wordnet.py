@@ -44,9 +44,7 @@ lists under ``<cache>/lexicon/``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import json
 import logging
 import os
 import re
@@ -59,6 +57,7 @@ from typing import Any
 
 from oodbench.errors import OodbenchError
 from oodbench.files import atomic_write_text
+from oodbench.hashing import sha256_json
 from oodbench.lexicon.core import Lexicon, lexicon_cache_dir
 from oodbench.lexicon.neglabel_files import REFERENCE_ORDER, ordered, read_synsets, word_files
 from oodbench.registry import Registry
@@ -258,8 +257,7 @@ def build_word_list(per_file: Mapping[str, list[tuple[str, bool]]], exclude: Ite
 def _wordnet_word_lists(cache_dir: Path) -> tuple[WordLists, str]:
     """Per-file word lists and a description of the source, from the cache or by walking WordNet."""
     root, kind, stamp = find_wordnet(cache_dir)
-    key = hashlib.sha256(json.dumps({"format": _CACHE_FORMAT, "kind": kind, "root": str(root),
-                                     "stamp": stamp}, sort_keys=True).encode()).hexdigest()[:16]
+    key = sha256_json({"format": _CACHE_FORMAT, "kind": kind, "root": str(root), "stamp": stamp}, 16)
     cache_file = cache_dir / "lexicon" / f"wordnet-{key}.tsv"
     source = f"WordNet 3.0 nouns and adjectives from {kind}"
     if cache_file.is_file():
