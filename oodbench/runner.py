@@ -70,20 +70,22 @@ class RunConfig:
     stream_repeats: int = 3  # seeded stream orders per OOD set for test-time (stream) methods
 
 
+def method_names(items: list[str]) -> list[str]:
+    """The names in ``--method`` values as given: repeated options and comma lists, blanks dropped."""
+    return [name for item in items for name in (n.strip() for n in item.split(",")) if name]
+
+
 def resolve_methods(names: list[str]) -> list[str]:
     """Expand ``all`` and comma lists; check every name against the registry (unknown names fail)."""
     registry = load_methods()
     out: list[str] = []
-    for item in names:
-        for name in (n.strip() for n in item.split(",")):
-            if not name:
-                continue
-            if name == "all":
-                expanded = registry.names()
-            else:
-                registry.get(name)  # unknown names fail here, with the known ones listed
-                expanded = [name]
-            out += [n for n in expanded if n not in out]
+    for name in method_names(names):
+        if name == "all":
+            expanded = registry.names()
+        else:
+            registry.get(name)  # unknown names fail here, with the known ones listed
+            expanded = [name]
+        out += [n for n in expanded if n not in out]
     if not out:
         raise OodbenchError(f"No method given. Pass --method NAME (repeatable) or --method all; "
                             f"known methods: {', '.join(registry.names())}.")
@@ -96,18 +98,19 @@ def runnable(methods: list[str], scorers: dict[str, Scorer], asked: list[str]) -
     A method named on its own fails with its message; one that only ``all`` brought in is left out with
     a warning (``--method all`` on ImageNet without a CLIPN checkpoint runs every other method).
     """
-    named = {n.strip() for item in asked for n in item.split(",")} - {"all"}
-    left_out: dict[str, list[str]] = {}
+    named = set(method_names(asked)) - {"all"}
+    left_out: dict[str, list[str]] = {}  # message -> the methods it leaves out
+    kept = []
     for m in methods:
         message = scorers[m].unmet()
         if message is None:
-            continue
-        if m in named:
+            kept.append(m)
+        elif m in named:
             raise OodbenchError(message)
-        left_out.setdefault(message, []).append(m)
+        else:
+            left_out.setdefault(message, []).append(m)
     for message, names in left_out.items():
         log.warning("--method all: left out %s. %s", ", ".join(names), message)
-    kept = [m for m in methods if not any(m in names for names in left_out.values())]
     if not kept:
         raise OodbenchError("None of the methods can run: " + " ".join(left_out))
     return kept
