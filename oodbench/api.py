@@ -150,7 +150,7 @@ def build_config(methods: str | Sequence[str], benchmark: str = "toyworld", *, o
     ``ood`` overrides the suite's OOD sets. ``params`` maps a method to its parameters
     (``{"neglabel": {"groups": 10}}``). ``out=None`` writes nothing.
     """
-    from oodbench.backbone import BackboneSpec
+    from oodbench.backbone import BackboneSpec, valid_resize
     from oodbench.benchmarks import custom_benchmark, resolve_benchmark, with_ood
     from oodbench.data.base import DataContext
     from oodbench.features import FeatureStore
@@ -179,7 +179,7 @@ def build_config(methods: str | Sequence[str], benchmark: str = "toyworld", *, o
         check_tag(tag)
     if stream_repeats < 1:
         raise OodbenchError(f"--stream-repeats must be at least 1; got {stream_repeats}.")
-    if resize is not None and (isinstance(resize, bool) or not isinstance(resize, int) or resize < 1):
+    if resize is not None and not valid_resize(resize):
         raise OodbenchError(f"--resize takes the shorter side in pixels before the centre crop (OpenOOD: "
                             f"256); got {resize!r}.")
     method_params = {m: dict(p) for m, p in (params or {}).items()}

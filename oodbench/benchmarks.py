@@ -41,6 +41,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from oodbench.backbone.spec import valid_resize
 from oodbench.data.spec import FOLDER_PREFIX
 from oodbench.errors import OodbenchError
 from oodbench.prompts import check_template
@@ -162,7 +163,7 @@ def spec_from_mapping(data: Mapping[str, Any], *, name: str, origin: str) -> Ben
     groups = _groups(data.get("groups", {}), ood, origin)
     interpolation = _str(data, "interpolation", origin)  # checked where the backbone loads (no torch here)
     resize = data.get("resize")
-    if resize is not None and (isinstance(resize, bool) or not isinstance(resize, int) or resize < 1):
+    if resize is not None and not valid_resize(resize):
         raise _fail(origin, f"'resize' must be the shorter side in pixels before the centre crop (e.g. 256), "
                             f"got {resize!r}")
     return BenchmarkSpec(

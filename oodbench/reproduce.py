@@ -46,12 +46,12 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from oodbench.backbone.spec import INTERPOLATIONS, PRECISIONS, BackboneSpec, valid_resize
 from oodbench.errors import OodbenchError
 from oodbench.metrics import FPR_CONVENTIONS
 from oodbench.registry import NAME_RE, Registry
 
 if TYPE_CHECKING:
-    from oodbench.backbone import BackboneSpec
     from oodbench.benchmarks import BenchmarkSpec
     from oodbench.results import ResultSet
 
@@ -62,8 +62,6 @@ else:  # pragma: no cover - exercised only on Python 3.10
 
 PROTOCOLS_PACKAGE = "oodbench.protocols"
 ACTIVATIONS = {"quick_gelu": True, "gelu": False}
-PRECISIONS = ("fp32", "bf16", "fp16")
-INTERPOLATIONS = ("bicubic", "bilinear")
 
 
 @dataclass(frozen=True)
@@ -134,8 +132,6 @@ class Protocol:
             description=f"{self.paper}: {bench.description}", source=f"{self.code}; {bench.source}")
 
     def backbone(self, device: str = "auto", precision: str | None = None, seed: int = 0) -> BackboneSpec:
-        from oodbench.backbone import BackboneSpec
-
         return BackboneSpec(model=self.model, pretrained=self.pretrained, precision=precision or self.precision,
                             device=device, quick_gelu=ACTIVATIONS[self.activation], seed=seed,
                             interpolation=self.interpolation, resize=self.resize)
@@ -218,7 +214,7 @@ def _numbers(value: Any, key: str, sets: Sequence[str], origin: str) -> dict[str
 
 
 def _resize(value: Any, origin: str) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+    if value is not None and not valid_resize(value):
         raise _fail(origin, f"backbone.resize must be the shorter side in pixels before the centre crop "
                             f"(e.g. 256), got {value!r}")
     return value

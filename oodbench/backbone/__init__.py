@@ -9,7 +9,21 @@
 
 from __future__ import annotations
 
-from oodbench.backbone.model import Backbone
-from oodbench.backbone.spec import INTERPOLATIONS, PRECISIONS, BackboneSpec
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["INTERPOLATIONS", "PRECISIONS", "Backbone", "BackboneSpec"]
+from oodbench.backbone.spec import INTERPOLATIONS, PRECISIONS, BackboneSpec, valid_resize
+
+if TYPE_CHECKING:
+    from oodbench.backbone.model import Backbone
+
+__all__ = ["INTERPOLATIONS", "PRECISIONS", "Backbone", "BackboneSpec", "valid_resize"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Backbone`` on first use: it imports torch and open_clip, which the spec (what a protocol or a
+    suite names) does not need."""
+    if name == "Backbone":
+        from oodbench.backbone.model import Backbone
+
+        return Backbone
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,7 +19,7 @@ from torch import nn
 
 from oodbench.backbone.activation import config_uses_quick_gelu, file_needs_quick_gelu, tag_needs_quick_gelu
 from oodbench.backbone.patches import encode_image_with_patches, patch_count
-from oodbench.backbone.spec import INTERPOLATIONS, PRECISIONS, BackboneSpec
+from oodbench.backbone.spec import INTERPOLATIONS, PRECISIONS, BackboneSpec, valid_resize
 from oodbench.backbone.weights import load_weights_file, register_model_configs
 from oodbench.bundled import bundled
 from oodbench.devices import resolve_device
@@ -371,7 +371,7 @@ def with_resize(preprocess: Any, size: int) -> Any:
         raise OodbenchError(f"--resize needs a resize-then-centre-crop preprocessing; this model's is "
                             f"{preprocess}.")
     crop = max(crops[0].size)
-    if isinstance(size, bool) or not isinstance(size, int) or size < crop:
+    if not valid_resize(size) or size < crop:
         raise OodbenchError(f"--resize {size!r}: the shorter side before the {crop} x {crop} centre crop "
                             f"must be a whole number of pixels, at least {crop} (OpenOOD's is 256).")
     old = steps[resizes[0]]

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 #: Resize interpolations: open_clip's default is bicubic; MCM's and NegLabel's code resized bilinearly.
 INTERPOLATIONS = ("bicubic", "bilinear")
+
+
+def valid_resize(value: Any) -> bool:
+    """Whether ``value`` can be a ``resize``: a whole number of pixels, at least 1 (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 @dataclass(frozen=True)
