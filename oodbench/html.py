@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from oodbench.errors import OodbenchError
-from oodbench.latex import best_rows
+from oodbench.latex import best_rows, format_number
 
 if TYPE_CHECKING:
     from oodbench.report import Board
 
 PLOT_INDEX = "index.json"
+EN_DASH = "–"  # a cell without a value
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 72rem;
        padding: 0 1rem; color: #222; }
@@ -62,12 +63,6 @@ def read_plot_index(folder: Path) -> list[dict[str, Any]]:
     return [{**e, "path": folder / e["file"]} for e in entries if (folder / e["file"]).is_file()]
 
 
-def _number(value: Any, digits: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{float(value):.{digits}f}"
-
-
 def html_table(board: Board, digits: int = 2) -> str:
     columns = board.metric_columns()
     heads = [c.rpartition(" ") if c.endswith((" FPR95", " AUROC")) else ("", "", c) for c in columns]
@@ -88,7 +83,7 @@ def html_table(board: Board, digits: int = 2) -> str:
     for i, method in enumerate(board.table["method"]):
         cells = [f"<td>{escape(str(method))}</td>"]
         for c in columns:
-            text = escape(_number(board.table[c].iloc[i], digits))
+            text = escape(format_number(board.table[c].iloc[i], digits, EN_DASH))
             spread = board.spread(c, i)
             if spread is not None:
                 text += f' <span class="std">± {spread:.{digits}f}</span>'
@@ -148,7 +143,7 @@ def html_long(df: pd.DataFrame, digits: int = 2, title: str = "oodbench results"
     rows = []
     for _, row in df.iterrows():
         rows.append("<tr>" + "".join(
-            f'<td class="num">{escape(_number(v, digits))}</td>' if n
+            f'<td class="num">{escape(format_number(v, digits, EN_DASH))}</td>' if n
             else f"<td>{'' if v is None or (isinstance(v, float) and math.isnan(v)) else escape(str(v))}</td>"
             for v, n in zip(row, numeric)) + "</tr>")
     table = ("<table>\n<caption>One row per run and OOD set (metrics as fractions).</caption>\n"

@@ -57,9 +57,10 @@ def best_rows(values: pd.Series, digits: int, lower_is_better: bool) -> set[int]
     return {i for i, v in enumerate(shown) if v == best}
 
 
-def _number(value: object, digits: int) -> str:
+def format_number(value: object, digits: int, missing: str = "--") -> str:
+    """``value`` with ``digits`` decimals; ``missing`` for None or NaN (LaTeX's en dash ``--`` by default)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "--"
+        return missing
     return f"{float(value):.{digits}f}"
 
 
@@ -73,7 +74,7 @@ def latex_board(board: Board, digits: int = 2) -> str:
         bounds = board.intervals.get(col)
         out = []
         for i, v in enumerate(board.table[col]):
-            text = _number(v, digits)
+            text = format_number(v, digits)
             if i in best:
                 text = rf"\textbf{{{text}}}"
             spread = board.spread(col, i)
@@ -142,7 +143,7 @@ def latex_long(df: pd.DataFrame, digits: int = 2, caption: str = "oodbench resul
     spec = "".join("r" if n else "l" for n in numeric)
     body = []
     for _, row in df.iterrows():
-        body.append(" & ".join(_number(v, digits) if n else ("" if v is None or (isinstance(v, float) and
+        body.append(" & ".join(format_number(v, digits) if n else ("" if v is None or (isinstance(v, float) and
                                                                                   math.isnan(v))
                                                              else latex_escape(v))
                                for v, n in zip(row, numeric)) + r" \\")
