@@ -191,16 +191,17 @@ def build_config(methods: str | Sequence[str], benchmark: str = "toyworld", *, o
         for name in users:
             method_params.setdefault(name, {})["checkpoint"] = clipn_checkpoint
     store = FeatureStore(Path(cache_dir) if cache_dir is not None else None)
+    # the suite's weights and resize belong to its own model (a resize of 256 to its crop of 224)
+    suite_model = model in (None, bench.model)
     return RunConfig(
         methods=asked,  # as asked: the runner tells a method named from one that `all` brought in
         benchmark=bench,
         backbone=BackboneSpec(
             model=model or bench.model or "ViT-B-16",
-            pretrained=pretrained or (bench.pretrained if model in (None, bench.model) else None) or "openai",
+            pretrained=pretrained or (bench.pretrained if suite_model else None) or "openai",
             precision=precision, device=device, quick_gelu=quick_gelu, seed=seed,
             interpolation=interpolation or bench.interpolation,
-            # the suite's resize belongs to its model's crop size (256 for 224): another model keeps its own
-            resize=resize or (bench.resize if model in (None, bench.model) else None)),
+            resize=resize or (bench.resize if suite_model else None)),
         data=DataContext(data_root=Path(data_root) if data_root is not None else None, download=download,
                          cache_dir=store.root),
         store=store, out_dir=Path(out) if out is not None else Path("results"), batch_size=batch_size,
